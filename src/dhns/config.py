@@ -1,0 +1,161 @@
+"""Typed, validated views of `params.yaml`: one frozen dataclass per stage section.
+
+Unknown keys and out-of-range values fail loudly at load time, so a typo in `dvc exp run -S` never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+MODEL_NAMES = ("transe", "distmult", "rotate")
+SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial")
+TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
+IMAGE_BACKENDS = ("clip", "vit")
+
+
+def _check_choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"params {section}.{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _check_positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"params {section}.{key}: {value!r} must be {bound}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "MKG-Y"  # folder under data/raw/
+    drop_leaked: bool = True  # remove valid/test triples already in train (DB15K's valid leaks thousands)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig:
+    text_encoder: str = "minilm"  # "minilm" (shipped offline), a local folder, or a hub model id
+    text_batch_size: int = 128
+    text_max_length: int = 64  # tokens per entity text
+    image_backend: str = "clip"  # clip (open_clip) | vit (transformers)
+    image_model: str = "ViT-B-32"  # open_clip architecture, or a ViT folder / model id
+    image_pretrained: str = ""  # open_clip pretrained tag or weights file; "" = architecture default
+    image_batch_size: int = 32
+    import_dir: str = ""  # folder with {DATASET}-visual.pth / {DATASET}-textual.pth to use instead
+
+    def __post_init__(self) -> None:
+        _check_choice("features", "image_backend", self.image_backend, IMAGE_BACKENDS)
+        for key in ("text_batch_size", "text_max_length", "image_batch_size"):
+            _check_positive("features", key, getattr(self, key))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    name: str = "rotate"  # transe | distmult | rotate
+    embedding_dim: int = 200  # RotatE entities are complex: 2 * embedding_dim real numbers
+    margin: float = 9.0  # gamma in gamma - distance (TransE, RotatE); unused by DistMult
+    use_features: bool = True  # fuse text/image features with the structural embedding
+
+    def __post_init__(self) -> None:
+        _check_choice("model", "name", self.name, MODEL_NAMES)
+        _check_positive("model", "embedding_dim", self.embedding_dim)
+        _check_positive("model", "margin", self.margin, allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    sampler: str = "self_adversarial"  # uniform | bernoulli | self_adversarial
+    num_negatives: int = 64
+    adversarial_temperature: float = 1.0  # only for self_adversarial
+    batch_size: int = 1024
+    kgc_lr: float = 0.001
+    regularization: float = 0.0  # L2 weight on the embeddings a batch touches
+    num_epochs: int = 100
+    eval_every: int = 10  # epochs between validation passes
+    patience: int = 3  # validation passes without improvement before stopping; 0 = never stop early
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check_choice("pretrain", "sampler", self.sampler, SAMPLER_NAMES)
+        for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size"):
+            _check_positive("pretrain", key, getattr(self, key))
+        for key in ("adversarial_temperature", "regularization", "patience"):
+            _check_positive("pretrain", key, getattr(self, key), allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = 256  # queries scored against all entities at once; bounds memory
+    tie_policy: str = "realistic"  # headline rank and model-selection policy
+
+    def __post_init__(self) -> None:
+        _check_choice("evaluate", "tie_policy", self.tie_policy, TIE_POLICIES)
+        _check_positive("evaluate", "batch_size", self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
+    """Accept YAML's natural types for a field; reject anything that would change meaning."""
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"params {section}{key}: expected true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"params {section}{key}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"params {section}{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ValueError(f"params {section}{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, section: str = "") -> T:
+    """Build dataclass `cls` from a YAML mapping, recursing into nested sections."""
+    mapping = {} if mapping is None else mapping
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"params {section or 'file'}: expected a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - fields)
+    prefix = f"{section}." if section else ""
+    if unknown:
+        raise ValueError(f"params {prefix.rstrip('.') or 'file'}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    values = {}
+    for key, value in mapping.items():
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            values[key] = from_mapping(annotation, value, prefix + key)
+        else:
+            values[key] = _coerce(prefix, key, value, annotation)
+    return cls(**values)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate the whole params file (each stage then uses only its own sections)."""
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle)
+    return from_mapping(Params, raw)

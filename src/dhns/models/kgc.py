@@ -1,0 +1,144 @@
+"""The knowledge graph completion model: fused entities + relation parameters + a scorer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dhns.config import ModelConfig
+from dhns.io import atomic_file
+from dhns.models.fusion import MultimodalEntityEncoder
+from dhns.models.interactions import Interaction, make_interaction
+
+Tensor = torch.Tensor
+
+
+class KGCModel(nn.Module):
+    """Scores triples and ranks candidates; implements the evaluator's `LinkScorer` protocol."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        num_entities: int,
+        num_relations: int,
+        modality_features: dict[str, tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+        self.interaction: Interaction = make_interaction(config.name, config.embedding_dim, config.margin)
+        # RotatE's customary range: (gamma + 2) / d keeps initial distances near the margin.
+        init_range = (config.margin + 2.0) / config.embedding_dim if config.name != "distmult" else 0.1
+        features = modality_features if (config.use_features and modality_features) else {}
+        self.entities = MultimodalEntityEncoder(num_entities, self.interaction.entity_width, features, init_range)
+        self.relations = nn.Embedding(num_relations, self.interaction.relation_width)
+        if config.name == "rotate":
+            self.interaction.init_relations(self.relations.weight)
+        else:
+            nn.init.uniform_(self.relations.weight, -init_range, init_range)
+
+    @property
+    def device(self) -> torch.device:
+        return self.relations.weight.device
+
+    def score_triples(self, triples: Tensor) -> Tensor:
+        """(..., 3) (head, relation, tail) ids -> (...) scores."""
+        heads = self.entities(triples[..., 0])
+        tails = self.entities(triples[..., 2])
+        query = self.interaction.tail_query(heads, self.relations(triples[..., 1]))
+        return self.interaction.compare(query, tails)
+
+    def score_corrupted(self, positives: Tensor, negatives: Tensor, corrupt_tail: Tensor) -> tuple[Tensor, Tensor]:
+        """Positive scores (B,) and scores (B, k) of each positive with one side replaced by `negatives` (B, k).
+
+        Entities are fused once per distinct id in the batch, which is what makes multimodal fusion cheap.
+        """
+        ids = torch.cat([positives[:, 0], positives[:, 2], negatives.reshape(-1)])
+        unique_ids, inverse = torch.unique(ids, return_inverse=True)
+        table = self.entities(unique_ids)  # (U, w)
+        batch = positives.shape[0]
+        heads, tails = table[inverse[:batch]], table[inverse[batch : 2 * batch]]
+        candidates = table[inverse[2 * batch :]].reshape(*negatives.shape, -1)  # (B, k, w)
+        relations = self.relations(positives[:, 1])
+        tail_queries = self.interaction.tail_query(heads, relations)
+        head_queries = self.interaction.head_query(relations, tails)
+        positive_scores = self.interaction.compare(tail_queries, tails)
+        queries = torch.where(corrupt_tail.unsqueeze(-1), tail_queries, head_queries)  # (B, w)
+        negative_scores = self.interaction.compare(queries.unsqueeze(1), candidates)
+        return positive_scores, negative_scores
+
+    def embedding_norms(self, triples: Tensor) -> Tensor:
+        """Mean squared norm of the embeddings a batch touches, for L2 regularisation."""
+        heads = self.entities(triples[:, 0])
+        tails = self.entities(triples[:, 2])
+        relations = self.relations(triples[:, 1])
+        return (heads.pow(2).mean() + tails.pow(2).mean() + relations.pow(2).mean()) / 3
+
+    # --- LinkScorer protocol -------------------------------------------------------------------------
+    def score_tails(self, heads: Tensor, relations: Tensor) -> Tensor:
+        """(B,), (B,) -> (B, N) scores of every entity as the tail."""
+        table = self._entity_table()
+        query = self.interaction.tail_query(table[heads], self.relations(relations))
+        return self.interaction.compare_all(query, table)
+
+    def score_heads(self, relations: Tensor, tails: Tensor) -> Tensor:
+        """(B,), (B,) -> (B, N) scores of every entity as the head."""
+        table = self._entity_table()
+        query = self.interaction.head_query(self.relations(relations), table[tails])
+        return self.interaction.compare_all(query, table)
+
+    def _entity_table(self) -> Tensor:
+        """All fused entities, computed once per evaluation pass (the cache is dropped by `train()`)."""
+        if self.training or torch.is_grad_enabled():
+            return self.entities.all_entities()
+        cached = getattr(self, "_cached_table", None)
+        if cached is None:
+            cached = self.entities.all_entities()
+            self._cached_table = cached
+        return cached
+
+    def train(self, mode: bool = True) -> "KGCModel":
+        self._cached_table = None
+        return super().train(mode)
+
+
+def save_model(model: KGCModel, folder: str | Path, extra: dict | None = None) -> None:
+    """Weights as safetensors plus the config needed to rebuild the module (features come from their stage)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / "model.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    description = {
+        "model": dataclasses.asdict(model.config),
+        "num_entities": model.num_entities,
+        "num_relations": model.num_relations,
+        "modalities": list(model.entities.modalities),
+        **(extra or {}),
+    }
+    with atomic_file(folder / "model.json") as tmp:
+        tmp.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+
+
+def load_model(
+    folder: str | Path,
+    modality_features: dict[str, tuple[Tensor, Tensor]] | None,
+    device: torch.device | str = "cpu",
+) -> KGCModel:
+    folder = Path(folder)
+    description = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    config = ModelConfig(**description["model"])
+    wanted = set(description["modalities"])
+    features = {name: value for name, value in (modality_features or {}).items() if name in wanted}
+    if set(features) != wanted:
+        raise ValueError(
+            f"{folder}: the model was trained with modalities {sorted(wanted)} but features provide {sorted(features)}"
+        )
+    model = KGCModel(config, description["num_entities"], description["num_relations"], features)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.to(device)

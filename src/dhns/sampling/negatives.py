@@ -1,0 +1,132 @@
+"""Corruption-based negative sampling, on the device, with no per-triple Python.
+
+A sampler decides for each positive (h, r, t) which side to corrupt and draws k replacement entities.
+Replacements that would form a known training triple (false negatives) are redrawn a few times and any
+that remain are masked out, so the loss never pushes a true triple down. "self_adversarial" corrupts
+uniformly; its difference is in how the loss weights negatives (see `dhns.training`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Negatives:
+    entities: Tensor  # (B, k) replacement entity ids
+    corrupt_tail: Tensor  # (B,) True: (h, r, e'); False: (e', r, t)
+    valid: Tensor  # (B, k) False where the corruption is a known training triple
+
+
+def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
+    """One int64 per (h, r, t), so membership tests become a sorted search."""
+    return (triples[..., 0] * num_relations + triples[..., 1]) * num_entities + triples[..., 2]
+
+
+class NegativeSampler:
+    """Template: subclasses only choose the corrupted side; drawing and filtering are shared."""
+
+    def __init__(
+        self,
+        train_triples: Tensor,
+        num_entities: int,
+        num_relations: int,
+        num_negatives: int,
+        redraws: int = 3,
+    ) -> None:
+        if num_entities < 2:
+            raise ValueError("negative sampling needs at least two entities")
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+        self.num_negatives = num_negatives
+        self.redraws = redraws
+        self.known_keys = torch.unique(triple_keys(train_triples, num_entities, num_relations))  # sorted
+
+    def to(self, device: torch.device | str) -> "NegativeSampler":
+        self.known_keys = self.known_keys.to(device)
+        return self
+
+    def corrupt_tail_probability(self, relations: Tensor) -> Tensor:
+        """(B,) probability of replacing the tail rather than the head."""
+        raise NotImplementedError
+
+    def sample(self, positives: Tensor, generator: torch.Generator | None = None) -> Negatives:
+        batch, device = positives.shape[0], positives.device
+        probability = self.corrupt_tail_probability(positives[:, 1])
+        corrupt_tail = torch.rand(batch, device=device, generator=generator) < probability
+        shape = (batch, self.num_negatives)
+        entities = torch.randint(self.num_entities, shape, device=device, generator=generator)
+        valid = ~self._is_known(positives, entities, corrupt_tail)
+        for _ in range(self.redraws):  # fixed count: no host sync to ask whether any are left
+            redraw = torch.randint(self.num_entities, shape, device=device, generator=generator)
+            entities = torch.where(valid, entities, redraw)
+            valid = ~self._is_known(positives, entities, corrupt_tail)
+        return Negatives(entities=entities, corrupt_tail=corrupt_tail, valid=valid)
+
+    def _is_known(self, positives: Tensor, entities: Tensor, corrupt_tail: Tensor) -> Tensor:
+        heads = torch.where(corrupt_tail.unsqueeze(1), positives[:, :1], entities)
+        tails = torch.where(corrupt_tail.unsqueeze(1), entities, positives[:, 2:])
+        keys = (heads * self.num_relations + positives[:, 1:2]) * self.num_entities + tails  # (B, k)
+        position = torch.searchsorted(self.known_keys, keys).clamp(max=self.known_keys.numel() - 1)
+        return self.known_keys[position] == keys
+
+
+class UniformSampler(NegativeSampler):
+    """Head or tail with equal probability (Bordes et al., 2013)."""
+
+    def corrupt_tail_probability(self, relations: Tensor) -> Tensor:
+        return torch.full(relations.shape, 0.5, device=relations.device)
+
+
+class BernoulliSampler(NegativeSampler):
+    """Corrupt the side with more alternatives less often (Wang et al., 2014: TransH).
+
+    For relation r, tph = mean tails per head and hpt = mean heads per tail; the head is replaced with
+    probability tph / (tph + hpt), so 1-to-N relations mostly corrupt the head and rarely create false negatives.
+    """
+
+    def __init__(self, train_triples: Tensor, num_entities: int, num_relations: int, num_negatives: int, **kw) -> None:
+        super().__init__(train_triples, num_entities, num_relations, num_negatives, **kw)
+        self.tail_probability = self._tail_probabilities(train_triples, num_relations)
+
+    @staticmethod
+    def _tail_probabilities(triples: Tensor, num_relations: int) -> Tensor:
+        triples = torch.unique(triples, dim=0)
+        relations = triples[:, 1]
+        distinct_heads = torch.unique(triples[:, [1, 0]], dim=0)[:, 0]  # one row per (r, h)
+        distinct_tails = torch.unique(triples[:, [1, 2]], dim=0)[:, 0]  # one row per (r, t)
+        count = torch.bincount(relations, minlength=num_relations).double()
+        heads = torch.bincount(distinct_heads, minlength=num_relations).double().clamp(min=1)
+        tails = torch.bincount(distinct_tails, minlength=num_relations).double().clamp(min=1)
+        tph, hpt = count / heads, count / tails
+        head_probability = torch.where(count > 0, tph / (tph + hpt), torch.full_like(tph, 0.5))
+        return (1.0 - head_probability).float()
+
+    def to(self, device: torch.device | str) -> "BernoulliSampler":
+        super().to(device)
+        self.tail_probability = self.tail_probability.to(device)
+        return self
+
+    def corrupt_tail_probability(self, relations: Tensor) -> Tensor:
+        return self.tail_probability[relations]
+
+
+SAMPLERS: dict[str, type[NegativeSampler]] = {
+    "uniform": UniformSampler,
+    "bernoulli": BernoulliSampler,
+    "self_adversarial": UniformSampler,
+}
+
+
+def make_sampler(
+    name: str, train_triples: Tensor, num_entities: int, num_relations: int, num_negatives: int
+) -> NegativeSampler:
+    try:
+        cls = SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; valid names: {', '.join(SAMPLERS)}") from None
+    return cls(train_triples, num_entities, num_relations, num_negatives)

@@ -1,0 +1,159 @@
+"""Training a KGC model with negative sampling, validation-based model selection and early stopping."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dhns.config import PretrainConfig
+from dhns.evaluation import FilterIndex, evaluate_link_prediction
+from dhns.models.kgc import KGCModel
+from dhns.sampling import NegativeSampler
+
+Tensor = torch.Tensor
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; anything else is passed to torch and must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"params device: {name!r} asked for CUDA but no CUDA device is available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def negative_weights(negative_scores: Tensor, valid: Tensor, adversarial_temperature: float | None) -> Tensor:
+    """(B, k) weights summing to 1 per row over valid negatives.
+
+    Self-adversarial weighting (Sun et al., 2019, RotatE) puts more weight on negatives the model scores
+    high; the weights are detached, so they steer the gradient without receiving one.
+    """
+    if adversarial_temperature is None:
+        logits = torch.zeros_like(negative_scores)
+    else:
+        logits = adversarial_temperature * negative_scores.detach()
+    logits = logits.masked_fill(~valid, float("-inf"))
+    weights = torch.softmax(logits, dim=1)
+    return torch.nan_to_num(weights, nan=0.0)  # a row with no valid negative contributes nothing
+
+
+def sigmoid_loss(positive_scores: Tensor, negative_scores: Tensor, weights: Tensor) -> Tensor:
+    """Mean over the batch of -log s(pos) and the weighted -log s(-neg), averaged (RotatE's loss)."""
+    positive_term = -torch.nn.functional.logsigmoid(positive_scores)
+    negative_term = -(weights * torch.nn.functional.logsigmoid(-negative_scores)).sum(dim=1)
+    return ((positive_term + negative_term) / 2).mean()
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid_metric: float
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def train_kgc(
+    model: KGCModel,
+    train_triples: Tensor,
+    valid_triples: Tensor,
+    filter_index: FilterIndex,
+    sampler: NegativeSampler,
+    config: PretrainConfig,
+    *,
+    tie_policy: str = "realistic",
+    seed: int = 0,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fit `model` on `train_triples`; keep the parameters with the best validation MRR.
+
+    Model selection sees only the validation split. The returned model holds the best parameters.
+    """
+    device = model.device
+    train_triples = train_triples.to(device)
+    valid_triples = valid_triples.to(device)
+    sampler.to(device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.kgc_lr)
+    temperature = config.adversarial_temperature if config.sampler == "self_adversarial" else None
+
+    best_state, best_metric, best_epoch, stale = None, -math.inf, 0, 0
+    history: list[dict] = []
+    started = time.perf_counter()
+    epoch = 0
+    progress = tqdm(range(1, config.num_epochs + 1), desc="train", unit="epoch", disable=None)
+    for epoch in progress:
+        model.train()
+        epoch_started = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        order = torch.randperm(train_triples.shape[0], device=device, generator=generator)
+        num_batches = 0
+        for start in range(0, order.numel(), config.batch_size):
+            positives = train_triples[order[start : start + config.batch_size]]
+            loss_sum += train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization)
+            num_batches += 1
+        record = {"epoch": epoch, "loss": float(loss_sum) / num_batches, "seconds": time.perf_counter() - epoch_started}
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(f"training loss became {record['loss']} at epoch {epoch}")
+        if epoch % config.eval_every == 0 or epoch == config.num_epochs:
+            model.eval()
+            metrics = evaluate_link_prediction(model, valid_triples, filter_index, batch_size=config.eval_batch_size)
+            record["valid_mrr"] = metrics["both"][tie_policy]["mrr"]
+            record["valid_hits_at_10"] = metrics["both"][tie_policy]["hits_at_10"]
+            if record["valid_mrr"] > best_metric:
+                best_metric, best_epoch, stale = record["valid_mrr"], epoch, 0
+                best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+            else:
+                stale += 1
+            progress.set_postfix(loss=f"{record['loss']:.4f}", valid_mrr=f"{record['valid_mrr']:.4f}")
+            log.info("epoch %d loss %.4f valid mrr %.4f", epoch, record["loss"], record["valid_mrr"])
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if config.patience and stale >= config.patience:
+            log.info("early stop at epoch %d: no validation gain for %d evaluations", epoch, stale)
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(best_epoch, best_metric, epoch, time.perf_counter() - started, history)
+
+
+def train_step(
+    model: KGCModel,
+    optimizer: torch.optim.Optimizer,
+    sampler: NegativeSampler,
+    positives: Tensor,
+    generator: torch.Generator,
+    adversarial_temperature: float | None,
+    regularization: float,
+) -> Tensor:
+    """One optimiser step on one batch; returns the detached loss (no host sync)."""
+    negatives = sampler.sample(positives, generator)
+    positive_scores, negative_scores = model.score_corrupted(positives, negatives.entities, negatives.corrupt_tail)
+    weights = negative_weights(negative_scores, negatives.valid, adversarial_temperature)
+    loss = sigmoid_loss(positive_scores, negative_scores, weights)
+    if regularization > 0:
+        loss = loss + regularization * model.embedding_norms(positives)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()

@@ -1,0 +1,41 @@
+"""Stage evaluate: filtered link prediction on valid and test with the selected checkpoint."""
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dhns.config import load_params
+from dhns.data import load_prepared
+from dhns.evaluation import build_filter_index, evaluate_link_prediction
+from dhns.features.bundle import read_feature_bundle
+from dhns.io import write_json
+from dhns.models.kgc import load_model
+from dhns.training import resolve_device
+
+
+def main() -> None:
+    params = load_params()
+    device = resolve_device(params.device)
+    graph = load_prepared(Path("data/prepared"))
+    features = read_feature_bundle(Path("data/features"), graph.num_entities)
+    model = load_model(Path("models/pretrain"), features, device).eval()
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    results = {}
+    for split in ("valid", "test"):
+        started = time.perf_counter()
+        results[split] = evaluate_link_prediction(model, getattr(graph, split).to(device), filter_index,
+                                                  batch_size=params.evaluate.batch_size, show_progress=True)
+        results[split]["seconds"] = round(time.perf_counter() - started, 3)
+        headline = results[split]["both"][params.evaluate.tie_policy]
+        logging.info("%s: mrr %.4f hits@1 %.4f hits@10 %.4f (%s ranks)", split, headline["mrr"],
+                     headline["hits_at_1"], headline["hits_at_10"], params.evaluate.tie_policy)
+    write_json("metrics/eval.json", results)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    with torch.inference_mode():
+        main()

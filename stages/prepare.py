@@ -1,0 +1,34 @@
+"""Stage prepare: read and validate the raw benchmark, report split hygiene, write parquet tables."""
+
+import logging
+import sys
+from pathlib import Path
+
+from dhns.config import load_params
+from dhns.data import DataFormatError, drop_leaked_triples, read_openke_benchmark, split_report, write_prepared
+from dhns.io import write_json
+
+
+def main() -> None:
+    params = load_params()
+    raw_dir = Path("data/raw") / params.data.dataset
+    if not raw_dir.is_dir():
+        raise SystemExit(f"data.dataset: no folder {raw_dir} (available: {sorted(p.name for p in Path('data/raw').iterdir() if p.is_dir())})")
+    try:
+        graph = read_openke_benchmark(raw_dir)
+    except DataFormatError as error:
+        raise SystemExit(f"prepare: {error}") from None
+    report = {"dataset": params.data.dataset, "raw": split_report(graph)}
+    if params.data.drop_leaked:
+        graph, dropped = drop_leaked_triples(graph)
+        report["dropped"] = dropped
+        report["prepared"] = split_report(graph)
+    write_prepared(graph, Path("data/prepared"))
+    write_json("metrics/data.json", report)
+    logging.info("prepared %s: %d entities, %d relations, %d/%d/%d triples", graph.name, graph.num_entities,
+                 graph.num_relations, len(graph.train), len(graph.valid), len(graph.test))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    main()

@@ -1,0 +1,56 @@
+"""Stage pretrain: fit the structural + multimodal KGC model with a classic negative sampler."""
+
+import csv
+import logging
+import sys
+from pathlib import Path
+
+from dhns.config import load_params
+from dhns.data import load_prepared
+from dhns.evaluation import build_filter_index
+from dhns.features.bundle import read_feature_bundle
+from dhns.io import atomic_directory, atomic_file, write_json
+from dhns.models.kgc import KGCModel, save_model
+from dhns.sampling import make_sampler
+from dhns.training import resolve_device, seed_everything, train_kgc
+
+
+def write_history(folder: Path, history: list[dict]) -> None:
+    """Per-epoch loss and per-evaluation validation curves as CSV files for `dvc plots`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, columns in (("loss", ("epoch", "loss", "seconds")), ("valid", ("epoch", "valid_mrr", "valid_hits_at_10"))):
+        with atomic_file(folder / f"{name}.csv") as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(row for row in history if all(key in row for key in columns))
+
+
+def main() -> None:
+    params = load_params()
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    graph = load_prepared(Path("data/prepared"))
+    features = read_feature_bundle(Path("data/features"), graph.num_entities)
+    model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
+    config = params.pretrain
+    sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    logging.info("pretrain %s on %s (%s), modalities: structural + %s", params.model.name, graph.name, device,
+                 ", ".join(model.entities.modalities) or "none")
+    result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed)
+    with atomic_directory(Path("models/pretrain")) as staging:
+        save_model(model, staging, {"best_epoch": result.best_epoch})
+    write_history(Path("plots/pretrain"), result.history)
+    write_json("metrics/pretrain.json", {
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "valid": {"both": {params.evaluate.tie_policy: {"mrr": result.best_valid_metric}}},
+        "seconds": round(result.seconds, 2),
+        "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
+    })
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    main()

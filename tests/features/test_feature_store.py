@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from dhns.features.store import FeatureTable, read_feature_table, write_feature_table
+
+
+def _table(num_entities: int = 5, dim: int = 3) -> FeatureTable:
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(num_entities, dim, generator=generator)  # (n, dim)
+    present = torch.ones(num_entities, dtype=torch.bool)
+    present[1] = False
+    vectors[1] = 0.0
+    return FeatureTable(vectors=vectors, present=present, source="unit-test encoder")
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    table = _table()
+    path = tmp_path / "out" / "image.parquet"
+    write_feature_table(path, table)
+    back = read_feature_table(path)
+    assert torch.equal(back.vectors, table.vectors)
+    assert torch.equal(back.present, table.present)
+    assert back.source == table.source
+    assert (back.num_entities, back.dim) == (5, 3)
+    assert back.vectors.dtype == torch.float32 and back.present.dtype == torch.bool
+    assert [p.name for p in path.parent.iterdir()] == ["image.parquet"]  # no temp file left behind
+
+
+def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    write_feature_table(path, _table(dim=4))
+    arrow = pq.read_table(path)
+    assert arrow.schema.field("id").type == pa.int64()
+    assert arrow.schema.field("present").type == pa.bool_()
+    assert arrow.schema.field("vector").type == pa.list_(pa.float32(), 4)
+    assert arrow.schema.metadata[b"dhns.source"] == b"unit-test encoder"
+
+
+def test_empty_table_round_trips(tmp_path: Path) -> None:
+    table = FeatureTable(vectors=torch.zeros(0, 7), present=torch.zeros(0, dtype=torch.bool), source="")
+    write_feature_table(tmp_path / "e.parquet", table)
+    back = read_feature_table(tmp_path / "e.parquet")
+    assert back.vectors.shape == (0, 7)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "present", "problem"),
+    [
+        (torch.zeros(3), torch.ones(3, dtype=torch.bool), "2-D"),
+        (torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, dtype=torch.bool), "float32"),
+        (torch.zeros(3, 2), torch.ones(4, dtype=torch.bool), "4 entries"),
+        (torch.zeros(3, 2), torch.ones(3, dtype=torch.int64), "bool"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 0.0]]), torch.ones(2, dtype=torch.bool), "NaN"),
+        (torch.ones(2, 2), torch.tensor([True, False]), "not all zeros"),
+    ],
+)
+def test_invalid_tables_are_rejected(vectors: torch.Tensor, present: torch.Tensor, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        FeatureTable(vectors=vectors, present=present, source="x")
+
+
+def test_corrupted_parquet_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "text.parquet"
+    write_feature_table(path, _table())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated: footer gone
+    with pytest.raises(ValueError, match=r"text\.parquet.*not a readable parquet"):
+        read_feature_table(path)
+
+
+def _write_raw(path: Path, ids: list[int], vectors: list[list[float]], present: list[bool]) -> None:
+    dim = len(vectors[0])
+    flat = pa.array([x for row in vectors for x in row], type=pa.float32())
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array(ids, type=pa.int64()),
+                "present": pa.array(present),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+            }
+        ),
+        path,
+    )
+
+
+def test_ids_out_of_order_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "shuffled.parquet"
+    _write_raw(path, [0, 2, 1], [[1.0], [2.0], [3.0]], [True, True, True])
+    with pytest.raises(ValueError, match=r"shuffled\.parquet.*ids 0\.\.2 in order; row 1 has id 2"):
+        read_feature_table(path)
+
+
+def test_non_finite_values_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "nan.parquet"
+    _write_raw(path, [0, 1], [[1.0, 2.0], [float("inf"), 0.0]], [True, True])
+    with pytest.raises(ValueError, match=r"nan\.parquet.*1 rows with NaN or inf"):
+        read_feature_table(path)
+
+
+def test_missing_column_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "cols.parquet"
+    pq.write_table(pa.table({"id": pa.array([0], type=pa.int64())}), path)
+    with pytest.raises(ValueError, match=r"cols\.parquet.*lacks column"):
+        read_feature_table(path)
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
+        read_feature_table(tmp_path / "nowhere.parquet")

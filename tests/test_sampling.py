@@ -1,0 +1,52 @@
+"""Negative samplers: side choice, false-negative filtering, determinism."""
+
+import pytest
+import torch
+
+from dhns.sampling import BernoulliSampler, UniformSampler, make_sampler
+
+
+def test_bernoulli_corrupts_the_head_of_one_to_many_relations():
+    # relation 0: one head, four tails (1-to-N): tph = 4, hpt = 1 -> replace the head with prob 4/5.
+    # relation 1: four heads, one tail (N-to-1): tph = 1, hpt = 4 -> replace the head with prob 1/5.
+    triples = torch.tensor([[0, 0, t] for t in range(1, 5)] + [[h, 1, 0] for h in range(1, 5)])
+    sampler = BernoulliSampler(triples, num_entities=5, num_relations=3, num_negatives=2)
+    tail_probability = sampler.corrupt_tail_probability(torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(tail_probability, torch.tensor([0.2, 0.8, 0.5]))
+
+
+def test_samples_avoid_known_training_triples():
+    # Entity 0 is linked to all but entity 3 by relation 0: the only true negative tail for (0, 0, ?) is 3.
+    num_entities = 6
+    triples = torch.tensor([[0, 0, t] for t in (0, 1, 2, 4, 5)])
+    sampler = UniformSampler(triples, num_entities, num_relations=1, num_negatives=50, redraws=30)
+    generator = torch.Generator().manual_seed(0)
+    negatives = sampler.sample(torch.tensor([[0, 0, 1]] * 40), generator)
+    tails = negatives.entities[negatives.corrupt_tail]
+    valid = negatives.valid[negatives.corrupt_tail]
+    assert (tails[valid] == 3).all()
+    assert valid.float().mean() > 0.9  # redraws found the true negative for almost every slot
+    known = {tuple(t) for t in triples.tolist()}
+    for row, (entities, tail_side, ok) in enumerate(zip(negatives.entities, negatives.corrupt_tail, negatives.valid)):
+        for entity, keep in zip(entities.tolist(), ok.tolist()):
+            candidate = (0, 0, entity) if tail_side else (entity, 0, 1)
+            assert keep == (candidate not in known)
+
+
+def test_sampling_is_repeatable_with_a_seed():
+    triples = torch.randint(0, 30, (100, 3)) % torch.tensor([30, 4, 30])
+    sampler = make_sampler("bernoulli", triples, 30, 4, 8)
+    first = sampler.sample(triples[:10], torch.Generator().manual_seed(7))
+    second = sampler.sample(triples[:10], torch.Generator().manual_seed(7))
+    assert torch.equal(first.entities, second.entities) and torch.equal(first.corrupt_tail, second.corrupt_tail)
+
+
+def test_uniform_sides_are_balanced():
+    triples = torch.tensor([[0, 0, 1]])
+    negatives = UniformSampler(triples, 100, 1, 4).sample(torch.tensor([[0, 0, 1]] * 4000), torch.Generator().manual_seed(1))
+    assert abs(negatives.corrupt_tail.float().mean().item() - 0.5) < 0.03
+
+
+def test_unknown_sampler_lists_valid_names():
+    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial"):
+        make_sampler("dhns", torch.tensor([[0, 0, 1]]), 2, 1, 1)
