@@ -57,7 +57,7 @@ class FeaturesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    name: str = "rotate"  # transe | distmult | rotate
+    name: str = "transe"  # transe | distmult | rotate
     embedding_dim: int = 200  # RotatE entities are complex: 2 * embedding_dim real numbers
     margin: float = 9.0  # gamma in gamma - distance (TransE, RotatE); unused by DistMult
     use_features: bool = True  # fuse text/image features with the structural embedding
@@ -74,10 +74,10 @@ class PretrainConfig:
     num_negatives: int = 64
     adversarial_temperature: float = 1.0  # only for self_adversarial
     batch_size: int = 1024
-    kgc_lr: float = 0.001
+    kgc_lr: float = 0.005
     regularization: float = 0.0  # L2 weight on the embeddings a batch touches
-    num_epochs: int = 100
-    eval_every: int = 10  # epochs between validation passes
+    num_epochs: int = 50
+    eval_every: int = 5  # epochs between validation passes
     patience: int = 3  # validation passes without improvement before stopping; 0 = never stop early
     eval_batch_size: int = 256
 

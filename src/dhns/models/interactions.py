@@ -92,7 +92,7 @@ class RotatE(Interaction):
         super().__init__(embedding_dim, margin)
         self.entity_width = 2 * embedding_dim
         self.relation_width = embedding_dim
-        self.compare_chunk = compare_chunk  # elements of each (B, n, d) temporary in compare_all (~4 MiB)
+        self.compare_chunk = compare_chunk  # elements of each (B, n, d) CPU temporary in compare_all (~4 MiB)
 
     def _rotate(self, entities: Tensor, phases: Tensor) -> Tensor:
         real, imag = entities.chunk(2, dim=-1)
@@ -114,14 +114,15 @@ class RotatE(Interaction):
     def compare_all(self, queries: Tensor, entities: Tensor) -> Tensor:
         """The complex modulus has no matmul form, so the (B, n, d) differences are unavoidable.
 
-        Without autograd they are computed in place over entity chunks small enough to stay in cache,
-        which on a CPU is ~6x faster than one large broadcast; with autograd the plain form is used.
+        Without autograd they are computed in place over entity chunks: on a CPU small enough to stay in
+        cache (~6x faster than one large broadcast), on a GPU large enough to keep kernels busy.
         """
         if torch.is_grad_enabled() and (queries.requires_grad or entities.requires_grad):
             return self.compare(queries.unsqueeze(1), entities.unsqueeze(0))
         q_real, q_imag = (part.unsqueeze(1) for part in queries.chunk(2, dim=-1))  # (B, 1, d)
         e_real, e_imag = entities.chunk(2, dim=-1)  # (N, d)
-        step = max(1, self.compare_chunk // max(1, queries.shape[0] * self.embedding_dim))
+        budget = self.compare_chunk if queries.device.type == "cpu" else self.compare_chunk * 256
+        step = max(1, budget // max(1, queries.shape[0] * self.embedding_dim))
         scores = queries.new_empty(queries.shape[0], entities.shape[0])  # (B, N)
         for start in range(0, entities.shape[0], step):
             stop = start + step
