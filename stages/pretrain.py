@@ -1,6 +1,5 @@
 """Stage pretrain: fit the structural + multimodal KGC model with a classic negative sampler."""
 
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -9,20 +8,10 @@ from dhns.config import load_params
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
-from dhns.io import atomic_directory, atomic_file, write_json
+from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import KGCModel, save_model
 from dhns.sampling import make_sampler
-from dhns.training import resolve_device, seed_everything, train_kgc
-
-
-def write_history(folder: Path, history: list[dict]) -> None:
-    """Per-epoch loss and per-evaluation validation curves as CSV files for `dvc plots`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, columns in (("loss", ("epoch", "loss", "seconds")), ("valid", ("epoch", "valid_mrr", "valid_hits_at_10"))):
-        with atomic_file(folder / f"{name}.csv") as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(row for row in history if all(key in row for key in columns))
+from dhns.training import resolve_device, seed_everything, train_kgc, write_curve
 
 
 def main() -> None:
@@ -41,7 +30,8 @@ def main() -> None:
                        tie_policy=params.evaluate.tie_policy, seed=params.seed)
     with atomic_directory(Path("models/pretrain")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch})
-    write_history(Path("plots/pretrain"), result.history)
+    write_curve(Path("plots/pretrain/loss.csv"), result.history, ("epoch", "loss", "seconds"))
+    write_curve(Path("plots/pretrain/valid.csv"), result.history, ("epoch", "valid_mrr", "valid_hits_at_10"))
     write_json("metrics/pretrain.json", {
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,

@@ -44,6 +44,7 @@ def project(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     params["features"]["text_encoder"] = str(tiny_bert_dir)
     params["model"].update(embedding_dim=8)
     params["pretrain"].update(num_epochs=4, eval_every=2, batch_size=16, num_negatives=4)
+    params["diffusion"].update(num_epochs=2, num_diffusion_steps=10, report_steps=[0, 5, 10])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -70,6 +71,9 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
                 assert set(metrics[split][side][policy]) >= {"mrr", "mean_rank", "hits_at_1", "hits_at_3", "hits_at_10"}
     data_report = json.loads((project / "metrics" / "data.json").read_text())
     assert data_report["raw"]["train"]["num_triples"] == 22
+    diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
+    assert set(diffusion["levels"]) == {"structural", "text"}
+    assert set(diffusion["levels"]["text"]["tail"]) >= {"step_0", "step_5", "step_10", "easy_to_hard_ordered"}
     manifest = json.loads((project / "data" / "features" / "manifest.json").read_text())
     assert "text" in manifest["modalities"] and "image" in manifest["absent"]
     run(["git", "add", "-A"], project)
@@ -81,7 +85,8 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     output = experiment.stdout + experiment.stderr
     assert "Stage 'prepare' didn't change, skipping" in output
     assert "Stage 'features' didn't change, skipping" in output
-    assert "Running stage 'pretrain'" in output and "Running stage 'evaluate'" in output
+    for stage in ("pretrain", "diffusion", "evaluate"):
+        assert f"Running stage '{stage}'" in output
     diff = run(["dvc", "metrics", "diff", "--json"], project)
     changed = json.loads(diff.stdout)
     assert any(key.startswith("test.both.realistic.") for key in changed.get("metrics/eval.json", {}))

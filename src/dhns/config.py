@@ -18,6 +18,7 @@ T = TypeVar("T")
 MODEL_NAMES = ("transe", "distmult", "rotate")
 SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial")
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
+DIFFUSION_LOSSES = ("l1", "l2")
 IMAGE_BACKENDS = ("clip", "vit")
 
 
@@ -90,6 +91,31 @@ class PretrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DiffusionConfig:
+    num_diffusion_steps: int = 50  # T
+    beta_start: float = 1e-4  # linear beta schedule from beta_start to beta_end
+    beta_end: float = 0.02
+    loss: str = "l1"  # noise-prediction error: l1 (the reference) | l2
+    hidden_multiplier: int = 4  # denoiser MLP width = hidden_multiplier * entity width
+    num_epochs: int = 10
+    batch_size: int = 1024
+    generator_lr: float = 0.001
+    report_steps: tuple[int, ...] = (0, 5, 10, 25, 50)  # hardness levels (steps left) measured in metrics
+    report_triples: int = 500  # validation triples used for the hardness report
+
+    def __post_init__(self) -> None:
+        _check_choice("diffusion", "loss", self.loss, DIFFUSION_LOSSES)
+        for key in ("num_diffusion_steps", "beta_start", "beta_end", "hidden_multiplier", "num_epochs",
+                    "batch_size", "generator_lr", "report_triples"):
+            _check_positive("diffusion", key, getattr(self, key))
+        if not self.beta_start <= self.beta_end < 1:
+            raise ValueError(f"params diffusion: need beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        bad = [step for step in self.report_steps if not 0 <= step <= self.num_diffusion_steps]
+        if bad or not self.report_steps:
+            raise ValueError(f"params diffusion.report_steps: need a non-empty list within [0, {self.num_diffusion_steps}], got {list(self.report_steps)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int = 256  # queries scored against all entities at once; bounds memory
     tie_policy: str = "realistic"  # headline rank and model-selection policy
@@ -107,6 +133,7 @@ class Params:
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
 
@@ -124,6 +151,11 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"params {section}{key}: expected a number, got {value!r}")
         return float(value)
+    if typing.get_origin(annotation) is tuple:
+        item_type = typing.get_args(annotation)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"params {section}{key}: expected a list, got {value!r}")
+        return tuple(_coerce(section, key, item, item_type) for item in value)
     if annotation is str:
         if value is None:
             return ""

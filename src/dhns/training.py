@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from tqdm.auto import tqdm
 
 from dhns.config import PretrainConfig
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
+from dhns.io import atomic_file
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
 
@@ -157,3 +160,12 @@ def train_step(
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+
+def write_curve(path: Path, history: list[dict], columns: Sequence[str]) -> None:
+    """Rows of `history` that have every column, as a CSV that `dvc plots` renders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(row for row in history if all(key in row for key in columns))

@@ -1,0 +1,160 @@
+"""DiffHEG: one conditional diffusion generator per semantic level, driven by a pretrained KGC model.
+
+A semantic level is one view of an entity: `structural` (its learned embedding) and each available
+modality (`text`, `image`: its projected features). For a triple (h, r, t) the tail generator is
+conditioned on C(h, r) = the scorer's tail query of h's view at that level, and the head generator on
+the head query of t's view; each side runs its own reverse chain. Views and conditions are detached:
+the generator never sends a gradient into the KGC model.
+
+Diffusion runs in a standardised space: each level's vectors are divided by that level's entity-table
+standard deviation, so the N(0, I) noise of the schedule is on the data's scale whatever the scorer's
+initialisation, and samples are scaled back before use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dhns.diffusion.denoiser import ConditionalDenoiser
+from dhns.diffusion.schedule import GaussianDiffusion
+from dhns.io import atomic_file
+from dhns.models.kgc import KGCModel
+
+Tensor = torch.Tensor
+SIDES = ("head", "tail")
+
+
+def level_views(model: KGCModel, entity_ids: Tensor) -> dict[str, Tensor]:
+    """Detached per-level entity vectors (..., w): structural plus each modality's projection."""
+    return {name: view.detach() for name, view in model.entities.modality_embeddings(entity_ids).items()}
+
+
+def level_presence(model: KGCModel, entity_ids: Tensor) -> dict[str, Tensor]:
+    """(...,) bool per level: whether the entity has that modality (structural: always)."""
+    present = {"structural": torch.ones_like(entity_ids, dtype=torch.bool)}
+    for name in model.entities.modalities:
+        present[name] = getattr(model.entities, f"present_{name}")[entity_ids]
+    return present
+
+
+def side_conditions(model: KGCModel, triples: Tensor, views_head: Tensor, views_tail: Tensor) -> dict[str, Tensor]:
+    """Condition of each side's generator: the tail query C(h, r) and the head query C(t, r)."""
+    relations = model.relations(triples[:, 1]).detach()
+    return {
+        "tail": model.interaction.tail_query(views_head, relations),
+        "head": model.interaction.head_query(relations, views_tail),
+    }
+
+
+class HierarchicalGenerator(nn.Module):
+    """Denoisers for every semantic level, sharing one diffusion schedule."""
+
+    def __init__(
+        self,
+        levels: Sequence[str],
+        width: int,
+        diffusion: GaussianDiffusion,
+        scales: dict[str, float],
+        hidden_multiplier: int = 4,
+    ) -> None:
+        super().__init__()
+        self.levels = tuple(levels)
+        self.width = width
+        self.hidden_multiplier = hidden_multiplier
+        self.diffusion = diffusion
+        self.denoisers = nn.ModuleDict({level: ConditionalDenoiser(width, hidden_multiplier=hidden_multiplier)
+                                        for level in self.levels})
+        self.register_buffer("scales", torch.tensor([float(scales[level]) for level in self.levels]))
+
+    def scale(self, level: str) -> Tensor:
+        return self.scales[self.levels.index(level)]
+
+    def loss(self, model: KGCModel, triples: Tensor, *, loss_type: str = "l1",
+             generator: torch.Generator | None = None) -> Tensor:
+        """Noise-prediction loss summed over levels and both sides, averaged over rows that have the level."""
+        heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
+        present_h, present_t = level_presence(model, triples[:, 0]), level_presence(model, triples[:, 2])
+        total = triples.new_zeros((), dtype=torch.float32)
+        for level in self.levels:
+            conditions = side_conditions(model, triples, heads[level], tails[level])
+            keep = present_h[level] & present_t[level]  # (B,) both ends have this view
+            scale = self.scale(level)
+            for side, target in (("tail", tails[level]), ("head", heads[level])):
+                total = total + self.diffusion.training_loss(
+                    self.denoisers[level], (target[keep] / scale), (conditions[side][keep] / scale),
+                    loss_type=loss_type, generator=generator,
+                )
+        return total
+
+    @torch.no_grad()
+    def generate(self, model: KGCModel, triples: Tensor, keep_steps: Sequence[int],
+                 generator: torch.Generator | None = None) -> dict[str, dict[str, dict[int, Tensor]]]:
+        """Hierarchical negatives: result[level][side][k] is (B, w), the state with k denoising steps left.
+
+        Head and tail chains of one level run as one batch of 2B rows (independent chains, one call).
+        """
+        heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
+        result: dict[str, dict[str, dict[int, Tensor]]] = {}
+        batch = triples.shape[0]
+        for level in self.levels:
+            conditions = side_conditions(model, triples, heads[level], tails[level])
+            scale = self.scale(level)
+            stacked = torch.cat([conditions["head"], conditions["tail"]]) / scale  # (2B, w)
+            states = self.diffusion.sample_chain(self.denoisers[level], stacked, keep_steps, generator=generator)
+            result[level] = {
+                "head": {k: state[:batch] * scale for k, state in states.items()},
+                "tail": {k: state[batch:] * scale for k, state in states.items()},
+            }
+        return result
+
+
+def level_scales(model: KGCModel) -> dict[str, float]:
+    """Standard deviation of each level's entity table (present entities only)."""
+    ids = torch.arange(model.num_entities, device=model.device)
+    with torch.no_grad():
+        views, present = level_views(model, ids), level_presence(model, ids)
+        return {level: float(views[level][present[level]].std().clamp(min=1e-8)) for level in views}
+
+
+def build_generator(model: KGCModel, num_steps: int, beta_start: float, beta_end: float,
+                    hidden_multiplier: int = 4) -> HierarchicalGenerator:
+    scales = level_scales(model)
+    diffusion = GaussianDiffusion(num_steps, beta_start, beta_end)
+    width = model.interaction.entity_width
+    return HierarchicalGenerator(tuple(scales), width, diffusion, scales, hidden_multiplier).to(model.device)
+
+
+def save_generator(generator: HierarchicalGenerator, folder: str | Path) -> None:
+    """Denoiser weights as safetensors plus what rebuilding needs (levels, width, scales, schedule)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / "generator.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(tmp))
+    schedule = generator.diffusion
+    description = {
+        "levels": list(generator.levels),
+        "width": generator.width,
+        "scales": {level: float(generator.scale(level)) for level in generator.levels},
+        "num_diffusion_steps": schedule.num_steps,
+        "beta_start": schedule.beta_start,
+        "beta_end": schedule.beta_end,
+        "hidden_multiplier": generator.hidden_multiplier,
+    }
+    with atomic_file(folder / "generator.json") as tmp:
+        tmp.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+
+
+def load_generator(folder: str | Path, device: torch.device | str = "cpu") -> HierarchicalGenerator:
+    folder = Path(folder)
+    description = json.loads((folder / "generator.json").read_text(encoding="utf-8"))
+    diffusion = GaussianDiffusion(description["num_diffusion_steps"], description["beta_start"], description["beta_end"])
+    generator = HierarchicalGenerator(description["levels"], description["width"], diffusion,
+                                      description["scales"], description["hidden_multiplier"])
+    generator.load_state_dict(load_file(str(folder / "generator.safetensors")))
+    return generator.to(device).eval()

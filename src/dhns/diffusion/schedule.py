@@ -1,0 +1,230 @@
+"""The DDPM process over embeddings, kept apart from the network that predicts noise.
+
+The denoiser is passed to every method, so one process serves every scorer, modality and side, and the
+reverse chain can hand out intermediate states as negatives of graded hardness.
+
+Index convention (0-based, as in improved-diffusion): timestep t in [0, T-1] labels the noise level
+`alphas_cumprod[t]`; q_sample(x0, t) is x0 after t + 1 applications of the one-step kernel
+q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I). A reverse step at t consumes a state at
+level t and returns one at level t - 1, and the step at t = 0 returns the clean sample.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import torch
+from torch import nn
+
+Tensor = torch.Tensor
+
+LOSS_TYPES = ("l1", "l2")
+
+
+class Denoiser(Protocol):
+    """Anything that predicts the noise in x_t: (B, d) states, (B,) long steps, (B, d) conditions."""
+
+    def __call__(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor: ...
+
+
+def _per_row(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
+    """Pick one schedule value per row and shape it (B, 1, ..., 1) so it broadcasts over `like`."""
+    picked = values.to(like.dtype)[t]  # (B,)
+    return picked.reshape(t.shape[0], *([1] * (like.dim() - 1)))
+
+
+class GaussianDiffusion(nn.Module):
+    """Linear-beta DDPM with noise prediction and ancestral sampling.
+
+    Schedules are derived in float64 (the 1 / (1 - abar_t) terms near t = 0 and the cumulative product
+    lose digits in float32) and stored as float32 buffers: activations are float32, and float64 buffers
+    would silently promote every product to float64 (and do not exist on some devices). Buffers follow
+    `.to(device)`, so nothing here names a device. They are non-persistent: they are a pure function of
+    the constructor arguments, so checkpoints need not carry them.
+    """
+
+    def __init__(self, num_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        super().__init__()
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+        if not 0.0 < beta_start <= beta_end < 1.0:
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}")
+        self.num_steps = num_steps
+        self.beta_start = beta_start
+        self.beta_end = beta_end
+
+        betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)  # (T,)
+        alphas = 1.0 - betas
+        alphas_cumprod = torch.cumprod(alphas, dim=0)
+        alphas_cumprod_prev = torch.cat([alphas_cumprod.new_ones(1), alphas_cumprod[:-1]])  # abar_{-1} = 1
+        # q(x_{t-1} | x_t, x0) = N(coef_x0 x0 + coef_xt x_t, posterior_variance); zero variance at t = 0.
+        posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+        # log(0) at t = 0 is replaced by the next step's value; no noise is ever drawn at t = 0 anyway.
+        first = posterior_variance[1:2] if num_steps > 1 else betas[:1]
+        posterior_log_variance_clipped = torch.log(torch.cat([first, posterior_variance[1:]]))
+
+        schedule = {
+            "betas": betas,
+            "alphas": alphas,
+            "alphas_cumprod": alphas_cumprod,
+            "alphas_cumprod_prev": alphas_cumprod_prev,
+            "sqrt_alphas_cumprod": alphas_cumprod.sqrt(),
+            "sqrt_one_minus_alphas_cumprod": (1.0 - alphas_cumprod).sqrt(),
+            "sqrt_recip_alphas": alphas.rsqrt(),
+            # Weight of the predicted noise in the reverse mean: beta_t / sqrt(1 - abar_t).
+            "noise_coef": betas / (1.0 - alphas_cumprod).sqrt(),
+            "posterior_variance": posterior_variance,
+            "posterior_log_variance_clipped": posterior_log_variance_clipped,
+            "posterior_mean_coef_x0": betas * alphas_cumprod_prev.sqrt() / (1.0 - alphas_cumprod),
+            "posterior_mean_coef_xt": (1.0 - alphas_cumprod_prev) * alphas.sqrt() / (1.0 - alphas_cumprod),
+        }
+        for name, values in schedule.items():
+            self.register_buffer(name, values.float(), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"num_steps={self.num_steps}, beta_start={self.beta_start}, beta_end={self.beta_end}"
+
+    # ----- forward process -------------------------------------------------------------------------
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise; t is (B,) long, noise is explicit for testability."""
+        return (
+            _per_row(self.sqrt_alphas_cumprod, t, x0) * x0
+            + _per_row(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        )
+
+    def q_posterior_mean(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Mean of q(x_{t-1} | x_t, x0): the target that a reverse step should hit when x0 is known."""
+        return _per_row(self.posterior_mean_coef_x0, t, x_t) * x0 + _per_row(self.posterior_mean_coef_xt, t, x_t) * x_t
+
+    def training_loss(
+        self,
+        denoiser: Denoiser,
+        x0: Tensor,
+        condition: Tensor,
+        *,
+        loss_type: str = "l1",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Scalar noise-prediction error at one uniform random step per row.
+
+        Draws t (B,) first and the noise second from `generator`, so a caller holding an identically
+        seeded generator can reproduce both. L1 is the reference's choice; l2 is the DDPM paper's.
+        """
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {', '.join(LOSS_TYPES)}")
+        batch = x0.shape[0]
+        t = torch.randint(0, self.num_steps, (batch,), generator=generator, device=x0.device)  # (B,)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)  # (B, d)
+        predicted = denoiser(self.q_sample(x0, t, noise), t, condition)  # (B, d)
+        error = predicted - noise
+        return error.abs().mean() if loss_type == "l1" else error.square().mean()
+
+    # ----- reverse process -------------------------------------------------------------------------
+
+    def p_mean(self, denoiser: Denoiser, x_t: Tensor, t: int, condition: Tensor) -> Tensor:
+        """Mean of p(x_{t-1} | x_t): (x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(alpha_t).
+
+        This is the posterior mean with x0 replaced by its noise-based estimate, in a form that needs no
+        x0 clipping (embeddings are unbounded, unlike images).
+        """
+        steps = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)  # (B,)
+        predicted_noise = denoiser(x_t, steps, condition)  # (B, d)
+        return _per_row(self.sqrt_recip_alphas, steps, x_t) * (
+            x_t - _per_row(self.noise_coef, steps, x_t) * predicted_noise
+        )
+
+    def p_sample(
+        self,
+        denoiser: Denoiser,
+        x_t: Tensor,
+        t: int,
+        condition: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """One ancestral step from level t to t - 1: mean + sigma_t z, with no noise at t = 0.
+
+        sigma_t^2 is the posterior variance (DDPM's "fixed small" choice). Gradients follow the caller's
+        grad mode; `sample_chain` is where sampling is made gradient-free.
+        """
+        if not 0 <= t < self.num_steps:
+            raise ValueError(f"t must be in [0, {self.num_steps - 1}], got {t}")
+        mean = self.p_mean(denoiser, x_t, t, condition)
+        if t == 0:
+            return mean
+        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)  # (B, d)
+        return mean + torch.exp(0.5 * self.posterior_log_variance_clipped[t]).to(x_t.dtype) * noise
+
+    def iterate_chain(
+        self,
+        denoiser: Denoiser,
+        condition: Tensor,
+        generator: torch.Generator | None = None,
+        x_start: Tensor | None = None,
+    ) -> Iterator[tuple[int, Tensor]]:
+        """Yield (k, x_k) for k = T, T-1, ..., 0, where k counts the denoising steps still to do.
+
+        x_T is the start (N(0, I) of condition's shape, or `x_start`); x_k for k < T is the output of the
+        reverse step at timestep k, i.e. a state at noise level `alphas_cumprod[k - 1]` for k >= 1, and the
+        clean sample for k = 0. Every step runs without autograd, but grad mode is switched off only
+        around each step, never across a `yield`, so the caller's own code between steps is unaffected.
+        """
+        if x_start is None:
+            x = torch.randn(condition.shape, generator=generator, device=condition.device, dtype=condition.dtype)
+        else:
+            if x_start.shape != condition.shape:
+                raise ValueError(f"x_start has shape {tuple(x_start.shape)}, condition {tuple(condition.shape)}")
+            x = x_start.detach()
+        yield self.num_steps, x  # (B, d)
+        for t in range(self.num_steps - 1, -1, -1):
+            with torch.no_grad():
+                x = self.p_sample(denoiser, x, t, condition, generator)  # (B, d)
+            yield t, x
+
+    def sample_chain(
+        self,
+        denoiser: Denoiser,
+        condition: Tensor,
+        keep_steps: Sequence[int],
+        generator: torch.Generator | None = None,
+        x_start: Tensor | None = None,
+    ) -> dict[int, Tensor]:
+        """Run the reverse chain and return {k: x_k} for each k in keep_steps, detached.
+
+        k is the number of denoising steps that REMAIN (0 <= k <= T): k = T is the starting noise
+        (an easy negative), k = T // 2 a half-denoised state, k = 0 the fully denoised sample (the
+        hardest). For k >= 1, x_k sits at noise level `alphas_cumprod[k - 1]`, exactly as `iterate_chain`
+        yields it. Keys come back in descending k. The chain stops once the smallest requested k is reached:
+        later steps cannot change earlier states, so the result is the same as running to the end.
+
+        With the design's T = 50 linear schedule abar_{T-1} is about 0.6, so the N(0, I) start is noisier
+        than any state the forward process reaches; the reverse chain contracts that mismatch away by k = 0,
+        but states near k = T are partly off the training distribution, which suits easy negatives.
+        """
+        wanted = self._validated_steps(keep_steps)
+        last = min(wanted)
+        kept: dict[int, Tensor] = {}
+        for k, x in self.iterate_chain(denoiser, condition, generator, x_start):
+            if k in wanted:
+                kept[k] = x
+            if k == last:
+                break
+        return {k: kept[k] for k in sorted(wanted, reverse=True)}
+
+    def _validated_steps(self, keep_steps: Sequence[int]) -> set[int]:
+        """Integers in [0, T], as a set; numpy integers from configs are accepted, floats and bools are not."""
+        steps = list(keep_steps)
+        if not steps:
+            raise ValueError("keep_steps must name at least one step")
+        wanted = set()
+        for k in steps:
+            try:
+                step = operator.index(k) if not isinstance(k, bool) else None
+            except TypeError:
+                step = None
+            if step is None or not 0 <= step <= self.num_steps:
+                raise ValueError(f"each keep step must be an integer in [0, {self.num_steps}], got {k!r}")
+            wanted.add(step)
+        return wanted

@@ -1,0 +1,56 @@
+"""Stage diffusion: train the DiffHEG generator on the pretrained model and measure its hardness levels."""
+
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from dhns.config import load_params
+from dhns.data import load_prepared
+from dhns.diffusion.generator import build_generator, save_generator
+from dhns.diffusion.report import hardness_report
+from dhns.diffusion.training import train_generator
+from dhns.evaluation import build_filter_index
+from dhns.features.bundle import read_feature_bundle
+from dhns.io import atomic_directory, write_json
+from dhns.models.kgc import load_model
+from dhns.training import resolve_device, seed_everything, write_curve
+
+
+def main() -> None:
+    params = load_params()
+    config = params.diffusion
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    graph = load_prepared(Path("data/prepared"))
+    features = read_feature_bundle(Path("data/features"), graph.num_entities)
+    model = load_model(Path("models/pretrain"), features, device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    generator = build_generator(model, config.num_diffusion_steps, config.beta_start, config.beta_end,
+                                config.hidden_multiplier)
+    logging.info("diffusion: levels %s, width %d, T = %d", ", ".join(generator.levels), generator.width,
+                 config.num_diffusion_steps)
+    history = train_generator(generator, model, graph.train, config, seed=params.seed)
+    logging.info("diffusion: final loss %.4f after %d epochs", history[-1]["loss"], len(history))
+
+    rng = torch.Generator(device=device)
+    rng.manual_seed(params.seed)
+    sample = graph.valid[: config.report_triples].to(device)
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    report = hardness_report(generator, model, sample, filter_index, config.report_steps, rng)
+    with atomic_directory(Path("models/diffusion")) as staging:
+        save_generator(generator, staging)
+    write_curve(Path("plots/diffusion/loss.csv"), history, ("epoch", "loss", "seconds"))
+    write_json("metrics/diffusion.json", {
+        "loss": history[-1]["loss"],
+        "seconds": round(sum(row["seconds"] for row in history), 2),
+        "report_triples": int(sample.shape[0]),
+        **report,
+    })
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    main()

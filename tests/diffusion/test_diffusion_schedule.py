@@ -1,0 +1,354 @@
+"""The DDPM process: schedule values, forward marginals, posterior identities, chain conventions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
+
+Tensor = torch.Tensor
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU their spin-waits cost 10x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class OracleDenoiser:
+    """Returns the exact noise that turns x0 into x_t at step t, as a perfect network would."""
+
+    def __init__(self, diffusion: GaussianDiffusion, x0: Tensor) -> None:
+        self.diffusion = diffusion
+        self.x0 = x0
+
+    def __call__(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        abar = self.diffusion.alphas_cumprod[t].unsqueeze(-1).double()  # (B, 1)
+        noise = (x_t.double() - abar.sqrt() * self.x0.double()) / (1.0 - abar).sqrt()
+        return noise.to(x_t.dtype)
+
+
+class RecordingZeroDenoiser:
+    """Predicts zero noise and keeps what it was called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def __call__(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        self.calls.append((x_t, t, condition))
+        return torch.zeros_like(x_t)
+
+
+def forward_kernel_chain(
+    diffusion: GaussianDiffusion, x0: Tensor, last_step: int, generator: torch.Generator
+) -> Tensor:
+    """x at `last_step` by applying q(x_s | x_{s-1}) = N(sqrt(1 - beta_s) x_{s-1}, beta_s I) for s = 0..last_step."""
+    x = x0.double()
+    for s in range(last_step + 1):
+        beta = diffusion.betas[s].double()
+        x = (1.0 - beta).sqrt() * x + beta.sqrt() * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    return x
+
+
+# ----- the schedule ---------------------------------------------------------------------------------
+
+
+def test_buffers_match_hand_computed_values_for_four_steps():
+    diffusion = GaussianDiffusion(num_steps=4, beta_start=0.01, beta_end=0.04)
+    betas = [0.01, 0.02, 0.03, 0.04]
+    alphas_cumprod = [0.99, 0.99 * 0.98, 0.99 * 0.98 * 0.97, 0.99 * 0.98 * 0.97 * 0.96]
+    previous = [1.0] + alphas_cumprod[:3]
+    posterior_variance = [b * (1 - p) / (1 - a) for b, p, a in zip(betas, previous, alphas_cumprod)]
+    expected = {
+        "betas": betas,
+        "alphas": [0.99, 0.98, 0.97, 0.96],
+        "alphas_cumprod": alphas_cumprod,
+        "alphas_cumprod_prev": previous,
+        "sqrt_alphas_cumprod": [math.sqrt(a) for a in alphas_cumprod],
+        "sqrt_one_minus_alphas_cumprod": [math.sqrt(1 - a) for a in alphas_cumprod],
+        "posterior_variance": posterior_variance,
+        "posterior_log_variance_clipped": [math.log(v) for v in [posterior_variance[1]] + posterior_variance[1:]],
+    }
+    assert posterior_variance[0] == 0.0  # nothing is left to add at the last reverse step
+    for name, values in expected.items():
+        buffer = getattr(diffusion, name)
+        assert buffer.dtype == torch.float32, name
+        expected_values = torch.tensor(values, dtype=torch.float64)
+        torch.testing.assert_close(buffer.double(), expected_values, rtol=1e-6, atol=1e-9, msg=name)
+
+
+def test_defaults_are_the_reference_schedule():
+    diffusion = GaussianDiffusion()
+    assert diffusion.betas.shape == (50,)
+    assert diffusion.betas[0].item() == pytest.approx(1e-4)
+    assert diffusion.betas[-1].item() == pytest.approx(0.02)
+    # The reference's short schedule never reaches pure noise: abar_{T-1} = prod(1 - beta) is about 0.6.
+    final = math.prod(1 - (1e-4 + i * (0.02 - 1e-4) / 49) for i in range(50))
+    assert diffusion.alphas_cumprod[-1].item() == pytest.approx(final, rel=1e-5)
+    assert 0.55 < final < 0.65
+
+
+def test_schedule_buffers_follow_the_module_and_stay_out_of_checkpoints():
+    diffusion = GaussianDiffusion(num_steps=5)
+    moved = diffusion.to("meta")
+    assert all(buffer.device.type == "meta" for buffer in moved.buffers())
+    assert "betas" in dict(GaussianDiffusion(num_steps=5).named_buffers())
+    assert GaussianDiffusion(num_steps=5).state_dict() == {}
+
+
+def test_single_step_schedule_is_valid():
+    diffusion = GaussianDiffusion(num_steps=1, beta_start=0.1, beta_end=0.1)
+    assert torch.isfinite(diffusion.posterior_log_variance_clipped).all()
+    x0 = torch.randn(3, 2)
+    out = diffusion.sample_chain(OracleDenoiser(diffusion, x0), torch.zeros(3, 2), keep_steps=[0, 1])
+    torch.testing.assert_close(out[0], x0, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_steps": 0},
+        {"num_steps": 2.5},
+        {"beta_start": 0.0},
+        {"beta_start": -1e-4},
+        {"beta_start": 0.03, "beta_end": 0.02},
+        {"beta_end": 1.0},
+    ],
+)
+def test_rejects_bad_schedule_arguments(kwargs):
+    with pytest.raises(ValueError):
+        GaussianDiffusion(**kwargs)
+
+
+# ----- forward process ------------------------------------------------------------------------------
+
+
+def test_q_sample_is_the_closed_form():
+    diffusion = GaussianDiffusion(num_steps=4, beta_start=0.01, beta_end=0.04)
+    alphas_cumprod = torch.tensor([0.99, 0.99 * 0.98, 0.99 * 0.98 * 0.97, 0.99 * 0.98 * 0.97 * 0.96])
+    generator = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4, 3, generator=generator)
+    noise = torch.randn(4, 3, generator=generator)
+    t = torch.tensor([3, 0, 2, 1])
+    expected = alphas_cumprod[t, None].sqrt() * x0 + (1 - alphas_cumprod[t, None]).sqrt() * noise
+    torch.testing.assert_close(diffusion.q_sample(x0, t, noise), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_q_sample_broadcasts_over_trailing_dimensions():
+    diffusion = GaussianDiffusion(num_steps=10)
+    x0, noise = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
+    out = diffusion.q_sample(x0, torch.tensor([0, 9]), noise)  # (2, 3, 4)
+    torch.testing.assert_close(out[0], diffusion.sqrt_alphas_cumprod[0].expand(3, 4))
+    torch.testing.assert_close(out[1], diffusion.sqrt_alphas_cumprod[9].expand(3, 4))
+
+
+@pytest.mark.parametrize("step", [0, 9, 49])
+def test_iterated_one_step_kernel_has_the_closed_form_marginal(step):
+    # Step t is t + 1 kernel applications: an off-by-one changes the variance by >= 20% at these steps.
+    diffusion = GaussianDiffusion(num_steps=50)
+    generator = torch.Generator().manual_seed(step)
+    x0 = torch.full((20_000, 1), 3.0)
+    x = forward_kernel_chain(diffusion, x0, step, generator)
+    abar = diffusion.alphas_cumprod[step].double()
+    assert x.mean().item() == pytest.approx(3.0 * abar.sqrt().item(), abs=4 * math.sqrt((1 - abar.item()) / 20_000))
+    assert x.var().item() == pytest.approx(1 - abar.item(), rel=0.05)
+
+
+# ----- posterior and reverse step -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [1, 10, 49])
+def test_posterior_matches_gaussian_conditioning(step):
+    # Condition the joint of (x_{t-1}, x_t) given x0 directly: x_{t-1} ~ N(m, v), x_t = sqrt(a) x_{t-1} + sqrt(b) z.
+    diffusion = GaussianDiffusion(num_steps=50)
+    betas = diffusion.betas.double()
+    alphas_cumprod = torch.cumprod(1 - betas, 0)
+    a, b, abar_prev, abar = 1 - betas[step], betas[step], alphas_cumprod[step - 1], alphas_cumprod[step]
+    generator = torch.Generator().manual_seed(step)
+    x0 = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    x_t = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    prior_mean, prior_var = abar_prev.sqrt() * x0, 1 - abar_prev
+    gain = a.sqrt() * prior_var / (1 - abar)  # cov(x_{t-1}, x_t) / var(x_t)
+    expected_mean = prior_mean + gain * (x_t - a.sqrt() * prior_mean)
+    expected_var = prior_var - gain * a.sqrt() * prior_var
+
+    t = torch.full((6,), step)
+    torch.testing.assert_close(diffusion.q_posterior_mean(x0, x_t, t), expected_mean, rtol=1e-5, atol=1e-6)
+    assert diffusion.posterior_variance[step].item() == pytest.approx(expected_var.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("step", [0, 1, 25, 49])
+def test_reverse_mean_with_the_true_noise_is_the_posterior_mean(step):
+    diffusion = GaussianDiffusion(num_steps=50)
+    generator = torch.Generator().manual_seed(step)
+    x0 = torch.randn(8, 4, generator=generator, dtype=torch.float64)
+    noise = torch.randn(8, 4, generator=generator, dtype=torch.float64)
+    t = torch.full((8,), step)
+    x_t = diffusion.q_sample(x0, t, noise)
+    mean = diffusion.p_mean(lambda x, s, c: noise, x_t, step, torch.zeros_like(x0))
+    torch.testing.assert_close(mean, diffusion.q_posterior_mean(x0, x_t, t), rtol=1e-5, atol=1e-6)
+    if step == 0:
+        torch.testing.assert_close(mean, x0, rtol=1e-5, atol=1e-6)
+
+
+def test_p_sample_adds_posterior_noise_except_at_step_zero():
+    diffusion = GaussianDiffusion(num_steps=10)
+    x_t, condition = torch.randn(5, 3), torch.randn(5, 3)
+    denoiser = ConditionalDenoiser(3)
+    for step in (9, 4, 1):
+        mean = diffusion.p_mean(denoiser, x_t, step, condition)
+        z = torch.randn(5, 3, generator=torch.Generator().manual_seed(7))
+        sigma = diffusion.posterior_variance[step].sqrt()
+        out = diffusion.p_sample(denoiser, x_t, step, condition, torch.Generator().manual_seed(7))
+        torch.testing.assert_close(out, mean + sigma * z)
+    first = diffusion.p_sample(denoiser, x_t, 0, condition, torch.Generator().manual_seed(1))
+    second = diffusion.p_sample(denoiser, x_t, 0, condition, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    torch.testing.assert_close(first, diffusion.p_mean(denoiser, x_t, 0, condition))
+    with pytest.raises(ValueError):
+        diffusion.p_sample(denoiser, x_t, 10, condition)
+
+
+# ----- the reverse chain ----------------------------------------------------------------------------
+
+
+def test_oracle_chain_from_a_forward_sample_ends_at_x0():
+    diffusion = GaussianDiffusion(num_steps=50)
+    generator = torch.Generator().manual_seed(0)
+    x0 = 2 * torch.randn(64, 3, generator=generator)
+    x_start = diffusion.q_sample(x0, torch.full((64,), 49), torch.randn(64, 3, generator=generator))
+    out = diffusion.sample_chain(OracleDenoiser(diffusion, x0), torch.zeros(64, 3), [0], generator, x_start=x_start)
+    torch.testing.assert_close(out[0], x0, rtol=0, atol=1e-4)
+    assert (x_start - x0).abs().mean() > 0.3  # the chain did real work
+
+
+def test_oracle_chain_states_have_forward_marginals_so_k_counts_remaining_steps():
+    # With the exact x0, each ancestral step draws from q(x_{t-1} | x_t, x0), so the state with k steps left
+    # must be distributed as q_sample at level k - 1. Level k instead would put the mean at k = 25 about
+    # 10 standard errors away, and the variance at k = 1 off by a factor of 6.
+    diffusion = GaussianDiffusion(num_steps=50)
+    generator = torch.Generator().manual_seed(3)
+    rows = 20_000
+    x0 = torch.full((rows, 1), 5.0)
+    x_start = diffusion.q_sample(x0, torch.full((rows,), 49), torch.randn(rows, 1, generator=generator))
+    out = diffusion.sample_chain(OracleDenoiser(diffusion, x0), torch.zeros(rows, 1), [50, 25, 1], generator, x_start)
+    torch.testing.assert_close(out[50], x_start, rtol=0, atol=0)
+    for k in (25, 1):
+        abar = diffusion.alphas_cumprod[k - 1].item()
+        assert out[k].mean().item() == pytest.approx(5.0 * math.sqrt(abar), abs=3 * math.sqrt((1 - abar) / rows))
+        assert out[k].var().item() == pytest.approx(1 - abar, rel=0.04)
+
+
+def test_sample_chain_returns_exactly_the_requested_steps_repeatably():
+    diffusion = GaussianDiffusion(num_steps=10)
+    torch.manual_seed(0)
+    denoiser, condition = ConditionalDenoiser(4), torch.randn(6, 4)
+    first = diffusion.sample_chain(denoiser, condition, [0, 5, 10, 5], torch.Generator().manual_seed(3))
+    second = diffusion.sample_chain(denoiser, condition, [10, 0, 5], torch.Generator().manual_seed(3))
+    other = diffusion.sample_chain(denoiser, condition, [0, 5, 10], torch.Generator().manual_seed(4))
+    assert set(first) == {0, 5, 10}
+    for k in first:
+        assert first[k].shape == condition.shape
+        torch.testing.assert_close(first[k], second[k], rtol=0, atol=0)
+        assert not torch.allclose(first[k], other[k])
+    assert not torch.allclose(first[0], first[5])
+
+
+def test_sample_chain_agrees_with_iterate_chain_and_a_manual_loop():
+    diffusion = GaussianDiffusion(num_steps=6)
+    torch.manual_seed(0)
+    denoiser, condition = ConditionalDenoiser(3), torch.randn(4, 3)
+    states = list(diffusion.iterate_chain(denoiser, condition, torch.Generator().manual_seed(5)))
+    assert [k for k, _ in states] == [6, 5, 4, 3, 2, 1, 0]
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 3, generator=generator)
+    manual = {6: x}
+    with torch.no_grad():
+        for t in range(5, -1, -1):
+            x = diffusion.p_sample(denoiser, x, t, condition, generator)
+            manual[t] = x
+    chain = diffusion.sample_chain(denoiser, condition, [1, 3], torch.Generator().manual_seed(5))
+    for k, state in states:
+        torch.testing.assert_close(state, manual[k], rtol=0, atol=0)
+    for k in (1, 3):
+        torch.testing.assert_close(chain[k], manual[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("keep_steps", [[-1], [11], [0, 11], [2.0], [True], []])
+def test_sample_chain_rejects_bad_steps(keep_steps):
+    diffusion = GaussianDiffusion(num_steps=10)
+    with pytest.raises(ValueError):
+        diffusion.sample_chain(ConditionalDenoiser(2), torch.zeros(3, 2), keep_steps)
+
+
+def test_sample_chain_rejects_a_start_of_the_wrong_shape():
+    diffusion = GaussianDiffusion(num_steps=10)
+    with pytest.raises(ValueError):
+        diffusion.sample_chain(ConditionalDenoiser(2), torch.zeros(3, 2), [0], x_start=torch.zeros(4, 2))
+
+
+def test_chain_outputs_are_detached_and_grad_mode_is_left_alone():
+    diffusion = GaussianDiffusion(num_steps=5)
+    denoiser = ConditionalDenoiser(3)
+    condition = torch.randn(4, 3, requires_grad=True)
+    x_start = torch.randn(4, 3, requires_grad=True)
+    out = diffusion.sample_chain(denoiser, condition, [0, 2, 5], x_start=x_start)
+    assert not any(state.requires_grad for state in out.values())
+    chain = diffusion.iterate_chain(denoiser, condition)
+    next(chain)
+    next(chain)
+    assert torch.is_grad_enabled()  # a suspended chain must not leak no_grad into the caller
+    assert (condition * 2).requires_grad
+
+
+# ----- training loss --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss_type", ["l1", "l2"])
+def test_training_loss_of_a_zero_prediction_is_the_noise_norm(loss_type):
+    diffusion = GaussianDiffusion(num_steps=8)
+    x0, condition = torch.randn(16, 3), torch.randn(16, 3)
+    denoiser = RecordingZeroDenoiser()
+    generator = torch.Generator().manual_seed(9)
+    loss = diffusion.training_loss(denoiser, x0, condition, loss_type=loss_type, generator=generator)
+    replay = torch.Generator().manual_seed(9)
+    t = torch.randint(0, 8, (16,), generator=replay)
+    noise = torch.randn(16, 3, generator=replay)
+    expected = noise.abs().mean() if loss_type == "l1" else noise.square().mean()
+    torch.testing.assert_close(loss, expected)
+    assert loss.dim() == 0
+    (x_t, seen_t, seen_condition), = denoiser.calls
+    torch.testing.assert_close(seen_t, t, rtol=0, atol=0)
+    torch.testing.assert_close(x_t, diffusion.q_sample(x0, t, noise))
+    assert seen_condition is condition
+
+
+def test_training_loss_draws_every_step_uniformly():
+    diffusion = GaussianDiffusion(num_steps=4)
+    denoiser = RecordingZeroDenoiser()
+    zeros = torch.zeros(8_000, 1)
+    diffusion.training_loss(denoiser, zeros, zeros, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(denoiser.calls[0][1], minlength=4)
+    assert counts.shape == (4,)
+    assert ((counts - 2_000).abs() < 200).all()
+
+
+def test_training_loss_rejects_unknown_types_by_listing_the_valid_ones():
+    diffusion = GaussianDiffusion(num_steps=4)
+    with pytest.raises(ValueError, match="l1, l2"):
+        diffusion.training_loss(RecordingZeroDenoiser(), torch.zeros(2, 2), torch.zeros(2, 2), loss_type="huber")
+
+
+def test_training_loss_gradients_reach_every_denoiser_parameter():
+    diffusion = GaussianDiffusion(num_steps=10)
+    denoiser = ConditionalDenoiser(4)
+    diffusion.training_loss(denoiser, torch.randn(32, 4), torch.randn(32, 4), loss_type="l2").backward()
+    for name, parameter in denoiser.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert all(not buffer.requires_grad for buffer in diffusion.buffers())
