@@ -1,4 +1,4 @@
-"""Stage evaluate: filtered link prediction on valid and test with the selected checkpoint."""
+"""Stage evaluate: filtered link prediction on valid and test with the NTAT stage's selected checkpoint."""
 
 import logging
 import sys
@@ -21,7 +21,7 @@ def main() -> None:
     device = resolve_device(params.device)
     graph = load_prepared(Path("data/prepared"))
     features = read_feature_bundle(Path("data/features"), graph.num_entities)
-    model = load_model(Path("models/pretrain"), features, device).eval()
+    model = load_model(Path("models/train"), features, device).eval()
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     results = {}
     for split in ("valid", "test"):

@@ -48,5 +48,5 @@ def test_uniform_sides_are_balanced():
 
 
 def test_unknown_sampler_lists_valid_names():
-    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial"):
-        make_sampler("dhns", torch.tensor([[0, 0, 1]]), 2, 1, 1)
+    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial, dhns"):
+        make_sampler("hard", torch.tensor([[0, 0, 1]]), 2, 1, 1)

@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 MODEL_NAMES = ("transe", "distmult", "rotate")
 SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial")
+TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
 IMAGE_BACKENDS = ("clip", "vit")
@@ -83,11 +84,56 @@ class PretrainConfig:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        _check_choice("pretrain", "sampler", self.sampler, SAMPLER_NAMES)
+        self._check_common("pretrain", SAMPLER_NAMES)
+
+    def _check_common(self, section: str, samplers: tuple[str, ...]) -> None:
+        _check_choice(section, "sampler", self.sampler, samplers)
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size"):
-            _check_positive("pretrain", key, getattr(self, key))
+            _check_positive(section, key, getattr(self, key))
         for key in ("adversarial_temperature", "regularization", "patience"):
-            _check_positive("pretrain", key, getattr(self, key), allow_zero=True)
+            _check_positive(section, key, getattr(self, key), allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class HardnessLevel:
+    step: int  # denoising steps left when the reverse chain's state is taken: 0 = fully denoised, hardest
+    weight: float  # w_i of this level in the hardness-adaptive loss
+    margin: float  # margin factor m_i: generated negatives are pushed below -(m_i * model.margin)
+
+    def __post_init__(self) -> None:
+        _check_positive("train.hardness_levels", "step", self.step, allow_zero=True)
+        _check_positive("train.hardness_levels", "weight", self.weight, allow_zero=True)
+        _check_positive("train.hardness_levels", "margin", self.margin, allow_zero=True)
+
+
+REFERENCE_HARDNESS_LEVELS = (  # the reference's steps [0, T/10, T/8, T/4, T/2] for T = 50, with its weights and margins
+    HardnessLevel(0, 0.0, 0.1),
+    HardnessLevel(5, 0.5, 0.3),
+    HardnessLevel(6, 1.0, 0.5),
+    HardnessLevel(12, 1.0, 0.7),
+    HardnessLevel(25, 0.5, 0.9),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(PretrainConfig):
+    """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
+
+    sampler: str = "dhns"  # uniform | bernoulli | self_adversarial | dhns (self-adversarial base + generated)
+    num_epochs: int = 10
+    hard_loss_weight: float = 0.01  # mu
+    hardness_levels: tuple[HardnessLevel, ...] = REFERENCE_HARDNESS_LEVELS
+    joint_generator: bool = False  # also update the generator each batch, with its own optimizer
+    generator_lr: float = 0.001  # for joint_generator
+    diffusion_loss: str = "l1"  # for joint_generator
+
+    def __post_init__(self) -> None:
+        self._check_common("train", TRAIN_SAMPLER_NAMES)
+        _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
+        _check_positive("train", "generator_lr", self.generator_lr)
+        _check_choice("train", "diffusion_loss", self.diffusion_loss, DIFFUSION_LOSSES)
+        if self.sampler == "dhns" and not self.hardness_levels:
+            raise ValueError("params train.hardness_levels: the dhns sampler needs at least one level")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +180,7 @@ class Params:
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
+    train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
 
@@ -151,6 +198,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"params {section}{key}: expected a number, got {value!r}")
         return float(value)
+    if dataclasses.is_dataclass(annotation):
+        return from_mapping(annotation, value, f"{section}{key}")
     if typing.get_origin(annotation) is tuple:
         item_type = typing.get_args(annotation)[0]
         if not isinstance(value, (list, tuple)):
@@ -176,6 +225,11 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, section: str =
     prefix = f"{section}." if section else ""
     if unknown:
         raise ValueError(f"params {prefix.rstrip('.') or 'file'}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = sorted(required - set(mapping))
+    if missing:
+        raise ValueError(f"params {prefix.rstrip('.') or 'file'}: missing key(s) {missing}")
     values = {}
     for key, value in mapping.items():
         annotation = hints[key]

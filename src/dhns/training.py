@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -64,6 +64,17 @@ def sigmoid_loss(positive_scores: Tensor, negative_scores: Tensor, weights: Tens
     return ((positive_term + negative_term) / 2).mean()
 
 
+class ExtraObjective(Protocol):
+    """A loss term added to every batch (NTAT's hard negatives) and a hook run after each KGC step."""
+
+    def loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor: ...
+
+    def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
+
+
+ADVERSARIAL_SAMPLERS = ("self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
+
+
 @dataclass
 class TrainResult:
     best_epoch: int
@@ -84,6 +95,7 @@ def train_kgc(
     tie_policy: str = "realistic",
     seed: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
+    extra: ExtraObjective | None = None,
 ) -> TrainResult:
     """Fit `model` on `train_triples`; keep the parameters with the best validation MRR.
 
@@ -96,7 +108,7 @@ def train_kgc(
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.kgc_lr)
-    temperature = config.adversarial_temperature if config.sampler == "self_adversarial" else None
+    temperature = config.adversarial_temperature if config.sampler in ADVERSARIAL_SAMPLERS else None
 
     best_state, best_metric, best_epoch, stale = None, -math.inf, 0, 0
     history: list[dict] = []
@@ -111,7 +123,8 @@ def train_kgc(
         num_batches = 0
         for start in range(0, order.numel(), config.batch_size):
             positives = train_triples[order[start : start + config.batch_size]]
-            loss_sum += train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization)
+            loss_sum += train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization,
+                                   extra)
             num_batches += 1
         record = {"epoch": epoch, "loss": float(loss_sum) / num_batches, "seconds": time.perf_counter() - epoch_started}
         if not math.isfinite(record["loss"]):
@@ -148,6 +161,7 @@ def train_step(
     generator: torch.Generator,
     adversarial_temperature: float | None,
     regularization: float,
+    extra: ExtraObjective | None = None,
 ) -> Tensor:
     """One optimiser step on one batch; returns the detached loss (no host sync)."""
     negatives = sampler.sample(positives, generator)
@@ -156,9 +170,13 @@ def train_step(
     loss = sigmoid_loss(positive_scores, negative_scores, weights)
     if regularization > 0:
         loss = loss + regularization * model.embedding_norms(positives)
+    if extra is not None:
+        loss = loss + extra.loss(model, positives, generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    if extra is not None:
+        extra.after_step(model, positives, generator)
     return loss.detach()
 
 

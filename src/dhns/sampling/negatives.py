@@ -119,6 +119,7 @@ SAMPLERS: dict[str, type[NegativeSampler]] = {
     "uniform": UniformSampler,
     "bernoulli": BernoulliSampler,
     "self_adversarial": UniformSampler,
+    "dhns": UniformSampler,  # DHNS's base negatives; its generated negatives come from dhns.ntat
 }
 
 

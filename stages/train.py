@@ -1,0 +1,54 @@
+"""Stage train (NTAT): continue from the pretrained model with the chosen negatives (dhns: generated ones too)."""
+
+import logging
+import sys
+from pathlib import Path
+
+from dhns.config import load_params
+from dhns.data import load_prepared
+from dhns.diffusion.generator import load_generator
+from dhns.evaluation import build_filter_index
+from dhns.features.bundle import read_feature_bundle
+from dhns.io import atomic_directory, write_json
+from dhns.models.kgc import load_model, save_model
+from dhns.ntat import HardNegativeObjective
+from dhns.sampling import make_sampler
+from dhns.training import resolve_device, seed_everything, train_kgc, write_curve
+
+
+def main() -> None:
+    params = load_params()
+    config = params.train
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    graph = load_prepared(Path("data/prepared"))
+    features = read_feature_bundle(Path("data/features"), graph.num_entities)
+    model = load_model(Path("models/pretrain"), features, device)
+    sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
+    extra = None
+    if config.sampler == "dhns":
+        extra = HardNegativeObjective(load_generator(Path("models/diffusion"), device), config.hardness_levels,
+                                      config.hard_loss_weight, config.joint_generator, config.generator_lr,
+                                      config.diffusion_loss)
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
+    result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra)
+    with atomic_directory(Path("models/train")) as staging:
+        save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
+    write_curve(Path("plots/train/loss.csv"), result.history, ("epoch", "loss", "seconds"))
+    write_curve(Path("plots/train/valid.csv"), result.history, ("epoch", "valid_mrr", "valid_hits_at_10"))
+    write_json("metrics/train.json", {
+        "sampler": config.sampler,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "valid": {"both": {params.evaluate.tie_policy: {"mrr": result.best_valid_metric}}},
+        "seconds": round(result.seconds, 2),
+        "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
+        "generator_steps": extra.generator_steps if extra is not None else 0,
+    })
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    main()
