@@ -45,6 +45,8 @@ def project(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     params["model"].update(embedding_dim=8)
     params["pretrain"].update(num_epochs=4, eval_every=2, batch_size=16, num_negatives=4)
     params["diffusion"].update(num_epochs=2, num_diffusion_steps=10, report_steps=[0, 5, 10])
+    params["train"].update(num_epochs=2, eval_every=1, batch_size=16, num_negatives=4,
+                           hardness_levels=[{"step": 2, "weight": 1.0, "margin": 0.5}])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -74,6 +76,7 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
     assert set(diffusion["levels"]) == {"structural", "text"}
     assert set(diffusion["levels"]["text"]["tail"]) >= {"step_0", "step_5", "step_10", "easy_to_hard_ordered"}
+    assert json.loads((project / "metrics" / "train.json").read_text())["sampler"] == "dhns"
     manifest = json.loads((project / "data" / "features" / "manifest.json").read_text())
     assert "text" in manifest["modalities"] and "image" in manifest["absent"]
     run(["git", "add", "-A"], project)
@@ -85,7 +88,7 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     output = experiment.stdout + experiment.stderr
     assert "Stage 'prepare' didn't change, skipping" in output
     assert "Stage 'features' didn't change, skipping" in output
-    for stage in ("pretrain", "diffusion", "evaluate"):
+    for stage in ("pretrain", "diffusion", "train", "evaluate"):
         assert f"Running stage '{stage}'" in output
     diff = run(["dvc", "metrics", "diff", "--json"], project)
     changed = json.loads(diff.stdout)

@@ -120,7 +120,10 @@ class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
     sampler: str = "dhns"  # uniform | bernoulli | self_adversarial | dhns (self-adversarial base + generated)
-    num_epochs: int = 10
+    num_epochs: int = 5
+    eval_every: int = 1
+    patience: int = 2
+    kgc_lr: float = 0.001
     hard_loss_weight: float = 0.01  # mu
     hardness_levels: tuple[HardnessLevel, ...] = REFERENCE_HARDNESS_LEVELS
     joint_generator: bool = False  # also update the generator each batch, with its own optimizer
@@ -143,7 +146,7 @@ class DiffusionConfig:
     beta_end: float = 0.02
     loss: str = "l1"  # noise-prediction error: l1 (the reference) | l2
     hidden_multiplier: int = 4  # denoiser MLP width = hidden_multiplier * entity width
-    num_epochs: int = 10
+    num_epochs: int = 20
     batch_size: int = 1024
     generator_lr: float = 0.001
     report_steps: tuple[int, ...] = (0, 5, 10, 25, 50)  # hardness levels (steps left) measured in metrics
