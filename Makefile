@@ -9,7 +9,10 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install repro test clean-venv
+SAMPLERS ?= uniform bernoulli self_adversarial dhns
+SEEDS ?= 0 1 2
+
+.PHONY: install repro test compare-run compare clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +28,21 @@ install: $(STAMP)
 
 repro: $(STAMP) .git
 	$(BIN)/dvc repro
-	@echo "Metrics: metrics/eval.json (test and valid), metrics/pretrain.json, metrics/data.json"
+	@echo "Metrics: metrics/eval.json (filtered test and valid), metrics/train.json, metrics/diffusion.json, metrics/pretrain.json, metrics/data.json; curves: dvc plots show"
 	@$(BIN)/dvc metrics show
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# DHNS against classic negatives, everything else equal: queue samplers x seeds, then run them one by one.
+compare-run: $(STAMP) .git
+	for sampler in $(SAMPLERS); do for seed in $(SEEDS); do \
+		dvc exp run --queue -S train.sampler=$$sampler -S seed=$$seed || exit 1; done; done
+	dvc exp run --run-all
+
+# Markdown table (mean +- std over seeds) of the finished experiments.
+compare: $(STAMP)
+	python -m dhns.compare
 
 clean-venv:
 	rm -rf $(VENV)

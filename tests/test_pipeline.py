@@ -90,6 +90,8 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert "Stage 'features' didn't change, skipping" in output
     for stage in ("pretrain", "diffusion", "train", "evaluate"):
         assert f"Running stage '{stage}'" in output
+    table = run([sys.executable, "-m", "dhns.compare"], project).stdout
+    assert f"| TINY | {other} | dhns | 0 |" in table
     diff = run(["dvc", "metrics", "diff", "--json"], project)
     changed = json.loads(diff.stdout)
     assert any(key.startswith("test.both.realistic.") for key in changed.get("metrics/eval.json", {}))
