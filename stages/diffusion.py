@@ -6,25 +6,20 @@ from pathlib import Path
 
 import torch
 
-from dhns.config import load_params
-from dhns.data import load_prepared
 from dhns.diffusion.generator import build_generator, save_generator
 from dhns.diffusion.report import hardness_report
 from dhns.diffusion.training import train_generator
 from dhns.evaluation import build_filter_index
-from dhns.features.bundle import read_feature_bundle
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import load_model
-from dhns.training import resolve_device, seed_everything, write_curve
+from dhns.pipeline import load_stage_inputs
+from dhns.training import write_curve
 
 
 def main() -> None:
-    params = load_params()
+    inputs = load_stage_inputs()
+    params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.diffusion
-    seed_everything(params.seed)
-    device = resolve_device(params.device)
-    graph = load_prepared(Path("data/prepared"))
-    features = read_feature_bundle(Path("data/features"), graph.num_entities)
     model = load_model(Path("models/pretrain"), features, device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

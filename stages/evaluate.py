@@ -7,20 +7,15 @@ from pathlib import Path
 
 import torch
 
-from dhns.config import load_params
-from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
-from dhns.features.bundle import read_feature_bundle
 from dhns.io import write_json
 from dhns.models.kgc import load_model
-from dhns.training import resolve_device
+from dhns.pipeline import load_stage_inputs
 
 
 def main() -> None:
-    params = load_params()
-    device = resolve_device(params.device)
-    graph = load_prepared(Path("data/prepared"))
-    features = read_feature_bundle(Path("data/features"), graph.num_entities)
+    inputs = load_stage_inputs()
+    params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     model = load_model(Path("models/train"), features, device).eval()
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     results = {}

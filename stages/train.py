@@ -4,25 +4,20 @@ import logging
 import sys
 from pathlib import Path
 
-from dhns.config import load_params
-from dhns.data import load_prepared
 from dhns.diffusion.generator import load_generator
 from dhns.evaluation import build_filter_index
-from dhns.features.bundle import read_feature_bundle
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import load_model, save_model
 from dhns.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
-from dhns.training import resolve_device, seed_everything, train_kgc, write_curve
+from dhns.pipeline import load_stage_inputs
+from dhns.training import train_kgc, write_curve
 
 
 def main() -> None:
-    params = load_params()
+    inputs = load_stage_inputs()
+    params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
-    seed_everything(params.seed)
-    device = resolve_device(params.device)
-    graph = load_prepared(Path("data/prepared"))
-    features = read_feature_bundle(Path("data/features"), graph.num_entities)
     model = load_model(Path("models/pretrain"), features, device)
     sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
     extra = None

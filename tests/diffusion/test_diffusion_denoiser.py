@@ -19,15 +19,6 @@ NUM_STEPS = 50
 SAMPLES_PER_CENTER = 1_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU their spin-waits cost 10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def draw_toy_batch(size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """(x0, condition), both (size, 2)."""
     condition = CENTERS[torch.randint(0, 2, (size,), generator=generator)]

@@ -12,15 +12,6 @@ from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
 Tensor = torch.Tensor
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU their spin-waits cost 10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class OracleDenoiser:
     """Returns the exact noise that turns x0 into x_t at step t, as a perfect network would."""
 

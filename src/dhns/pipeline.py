@@ -1,0 +1,32 @@
+"""What every modelling stage starts from: validated params, the seeded device, the graph and its features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dhns.config import Params, load_params
+from dhns.data import KnowledgeGraph, load_prepared
+from dhns.features.bundle import read_feature_bundle
+from dhns.training import resolve_device, seed_everything
+
+PREPARED_DIR = Path("data/prepared")
+FEATURES_DIR = Path("data/features")
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    params: Params
+    device: torch.device
+    graph: KnowledgeGraph
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> (vectors (N, d), present (N,))
+
+
+def load_stage_inputs(params_path: str | Path = "params.yaml") -> StageInputs:
+    params = load_params(params_path)
+    seed_everything(params.seed)
+    graph = load_prepared(PREPARED_DIR)
+    features = read_feature_bundle(FEATURES_DIR, graph.num_entities)
+    return StageInputs(params, resolve_device(params.device), graph, features)
