@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import logging
 import math
@@ -145,7 +144,7 @@ def train_kgc(
             record["valid_hits_at_10"] = metrics["both"][tie_policy]["hits_at_10"]
             if record["valid_mrr"] > best_metric:
                 best_metric, best_epoch, stale = record["valid_mrr"], epoch, 0
-                best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
             progress.set_postfix(loss=f"{record['loss']:.4f}", valid_mrr=f"{record['valid_mrr']:.4f}")

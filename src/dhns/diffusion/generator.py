@@ -37,10 +37,7 @@ def level_views(model: KGCModel, entity_ids: Tensor) -> dict[str, Tensor]:
 
 def level_presence(model: KGCModel, entity_ids: Tensor) -> dict[str, Tensor]:
     """(...,) bool per level: whether the entity has that modality (structural: always)."""
-    present = {"structural": torch.ones_like(entity_ids, dtype=torch.bool)}
-    for name in model.entities.modalities:
-        present[name] = getattr(model.entities, f"present_{name}")[entity_ids]
-    return present
+    return model.entities.modality_presence(entity_ids)
 
 
 def side_conditions(model: KGCModel, triples: Tensor, views_head: Tensor, views_tail: Tensor) -> dict[str, Tensor]:

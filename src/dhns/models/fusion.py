@@ -67,6 +67,13 @@ class MultimodalEntityEncoder(nn.Module):
         """(N, width): every fused entity, e.g. for ranking all candidates."""
         return self(torch.arange(self.num_entities, device=self.structural.weight.device))
 
+    def modality_presence(self, entity_ids: Tensor) -> dict[str, Tensor]:
+        """(...,) bool per view: whether each entity has it (the structural view always does)."""
+        present = {"structural": torch.ones_like(entity_ids, dtype=torch.bool)}
+        for name in self.modalities:
+            present[name] = getattr(self, f"present_{name}")[entity_ids]
+        return present
+
     def modality_embeddings(self, entity_ids: Tensor) -> dict[str, Tensor]:
         """Per-modality views of entities (structural plus projected features) for semantic-level use."""
         views = {"structural": self.structural(entity_ids)}
