@@ -82,6 +82,8 @@ class PretrainConfig:
     eval_every: int = 5  # epochs between validation passes
     patience: int = 3  # validation passes without improvement before stopping; 0 = never stop early
     eval_batch_size: int = 256
+    max_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this; 0 = no clipping
+    checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
@@ -90,7 +92,7 @@ class PretrainConfig:
         _check_choice(section, "sampler", self.sampler, samplers)
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size"):
             _check_positive(section, key, getattr(self, key))
-        for key in ("adversarial_temperature", "regularization", "patience"):
+        for key in ("adversarial_temperature", "regularization", "patience", "max_grad_norm", "checkpoint_every"):
             _check_positive(section, key, getattr(self, key), allow_zero=True)
 
 
@@ -151,9 +153,13 @@ class DiffusionConfig:
     generator_lr: float = 0.001
     report_steps: tuple[int, ...] = (0, 5, 10, 25, 50)  # hardness levels (steps left) measured in metrics
     report_triples: int = 500  # validation triples used for the hardness report
+    max_grad_norm: float = 0.0  # clip the denoisers' gradient norm to this; 0 = no clipping
+    checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/diffusion; 0 = none
 
     def __post_init__(self) -> None:
         _check_choice("diffusion", "loss", self.loss, DIFFUSION_LOSSES)
+        for key in ("max_grad_norm", "checkpoint_every"):
+            _check_positive("diffusion", key, getattr(self, key), allow_zero=True)
         for key in ("num_diffusion_steps", "beta_start", "beta_end", "hidden_multiplier", "num_epochs",
                     "batch_size", "generator_lr", "report_triples"):
             _check_positive("diffusion", key, getattr(self, key))
