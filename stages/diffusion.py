@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from dhns.diffusion.generator import build_generator, save_generator
-from dhns.diffusion.report import hardness_report
+from dhns.checkpoint import Checkpointing
+from dhns.diffusion.report import hardness_diagnostics
 from dhns.diffusion.training import train_generator
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory, write_json
@@ -27,23 +28,26 @@ def main() -> None:
                                 config.hidden_multiplier)
     logging.info("diffusion: levels %s, width %d, T = %d", ", ".join(generator.levels), generator.width,
                  config.num_diffusion_steps)
-    history = train_generator(generator, model, graph.train, config, seed=params.seed)
+    checkpointing = Checkpointing(Path("checkpoints/diffusion"), config.checkpoint_every)
+    history = train_generator(generator, model, graph.train, config, seed=params.seed, checkpointing=checkpointing)
     logging.info("diffusion: final loss %.4f after %d epochs", history[-1]["loss"], len(history))
 
     rng = torch.Generator(device=device)
     rng.manual_seed(params.seed)
     sample = graph.valid[: config.report_triples].to(device)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
-    report = hardness_report(generator, model, sample, filter_index, config.report_steps, rng)
+    report, histogram = hardness_diagnostics(generator, model, sample, filter_index, config.report_steps, rng)
     with atomic_directory(Path("models/diffusion")) as staging:
         save_generator(generator, staging)
     write_curve(Path("plots/diffusion/loss.csv"), history, ("epoch", "loss", "seconds"))
+    write_curve(Path("plots/diffusion/hardness.csv"), histogram, ("view", "steps_left", "score", "density"))
     write_json("metrics/diffusion.json", {
         "loss": history[-1]["loss"],
         "seconds": round(sum(row["seconds"] for row in history), 2),
         "report_triples": int(sample.shape[0]),
         **report,
     })
+    checkpointing.clear()  # outputs are written: the snapshot has served its purpose
 
 
 if __name__ == "__main__":

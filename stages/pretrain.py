@@ -4,6 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
+from dhns.checkpoint import Checkpointing
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import KGCModel, save_model
@@ -21,8 +22,10 @@ def main() -> None:
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     logging.info("pretrain %s on %s (%s), modalities: structural + %s", params.model.name, graph.name, device,
                  ", ".join(model.entities.modalities) or "none")
+    checkpointing = Checkpointing(Path("checkpoints/pretrain"), config.checkpoint_every)
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed)
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="pretrain",
+                       checkpointing=checkpointing)
     with atomic_directory(Path("models/pretrain")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch})
     write_curve(Path("plots/pretrain/loss.csv"), result.history, ("epoch", "loss", "seconds"))
@@ -34,6 +37,7 @@ def main() -> None:
         "seconds": round(result.seconds, 2),
         "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
     })
+    checkpointing.clear()  # outputs are written: the snapshot has served its purpose
 
 
 if __name__ == "__main__":

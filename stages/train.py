@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from dhns.diffusion.generator import load_generator
+from dhns.checkpoint import Checkpointing
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import load_model, save_model
@@ -27,8 +28,10 @@ def main() -> None:
                                       config.diffusion_loss)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
+    checkpointing = Checkpointing(Path("checkpoints/train"), config.checkpoint_every)
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra)
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage="train",
+                       checkpointing=checkpointing)
     with atomic_directory(Path("models/train")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
     write_curve(Path("plots/train/loss.csv"), result.history, ("epoch", "loss", "seconds"))
@@ -42,6 +45,7 @@ def main() -> None:
         "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
         "generator_steps": extra.generator_steps if extra is not None else 0,
     })
+    checkpointing.clear()  # outputs are written: the snapshot has served its purpose
 
 
 if __name__ == "__main__":

@@ -93,6 +93,19 @@ class HardNegativeObjective:
         hard = hardness_adaptive_loss(model, positives, generated, self.levels, model.config.margin)
         return self.hard_loss_weight * hard
 
+    def state_dict(self) -> dict:
+        """What a checkpoint carries; the generator's weights also key the run (a retrained generator restarts it)."""
+        state = {"generator": self.generator.state_dict(), "generator_steps": self.generator_steps}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator_steps = int(state["generator_steps"])
+        self.generator.load_state_dict(state["generator"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
         """With joint_generator: one generator update on the batch, after the KGC step, with its own optimizer."""
         if not self.joint_generator:

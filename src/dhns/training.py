@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state, run_epoch
 from dhns.config import PretrainConfig
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.io import atomic_file
@@ -73,11 +75,15 @@ def sigmoid_loss(positive_scores: Tensor, negative_scores: Tensor, weights: Tens
 
 
 class ExtraObjective(Protocol):
-    """A loss term added to every batch (NTAT's hard negatives) and a hook run after each KGC step."""
+    """A loss term added to every batch (NTAT's hard negatives), a hook after each KGC step, and its state."""
 
     def loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor: ...
 
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 ADVERSARIAL_SAMPLERS = ("self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
@@ -92,6 +98,19 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class LoopState:
+    """What an epoch loop carries from one epoch to the next, and what a checkpoint must restore."""
+
+    epoch: int = 0
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0
+    best_state: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
 def train_kgc(
     model: KGCModel,
     train_triples: Tensor,
@@ -104,10 +123,14 @@ def train_kgc(
     seed: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
     extra: ExtraObjective | None = None,
+    stage: str = "train",
+    checkpointing: Checkpointing | None = None,
 ) -> TrainResult:
     """Fit `model` on `train_triples`; keep the parameters with the best validation MRR.
 
-    Model selection sees only the validation split. The returned model holds the best parameters.
+    Model selection sees only the validation split. The returned model holds the best parameters. With
+    `checkpointing`, a snapshot is written every `checkpoint_every` epochs and a matching one is resumed,
+    so a killed run continues where it stopped with the same result as an uninterrupted one.
     """
     device = model.device
     train_triples = train_triples.to(device)
@@ -117,48 +140,78 @@ def train_kgc(
     generator.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.kgc_lr)
     temperature = config.adversarial_temperature if config.sampler in ADVERSARIAL_SAMPLERS else None
+    loop, run_key = LoopState(), ""
+    if checkpointing is not None:
+        run_key = fingerprint(stage, config, seed, tie_policy, model, train_triples, valid_triples,
+                              extra.state_dict() if extra is not None else None)
+        snapshot = checkpointing.load(run_key)
+        if snapshot is not None:
+            loop = _restore_kgc_snapshot(snapshot, model, optimizer, generator, extra)
 
-    best_state, best_metric, best_epoch, stale = None, -math.inf, 0, 0
-    history: list[dict] = []
-    started = time.perf_counter()
-    epoch = 0
-    progress = tqdm(range(1, config.num_epochs + 1), desc="train", unit="epoch", disable=None)
+    def step(positives: Tensor) -> Tensor:
+        return train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization,
+                          extra, max_grad_norm=config.max_grad_norm)
+
+    started = time.perf_counter() - loop.seconds
+    progress = tqdm(range(loop.epoch + 1, config.num_epochs + 1), desc=stage, unit="epoch", disable=None,
+                    initial=loop.epoch, total=config.num_epochs)
     for epoch in progress:
+        if config.patience and loop.stale >= config.patience:
+            log.info("early stop after epoch %d: no validation gain for %d evaluations", loop.epoch, loop.stale)
+            break
         model.train()
         epoch_started = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        order = torch.randperm(train_triples.shape[0], device=device, generator=generator)
-        num_batches = 0
-        for start in range(0, order.numel(), config.batch_size):
-            positives = train_triples[order[start : start + config.batch_size]]
-            loss_sum += train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization,
-                                   extra)
-            num_batches += 1
-        record = {"epoch": epoch, "loss": float(loss_sum) / num_batches, "seconds": time.perf_counter() - epoch_started}
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(f"training loss became {record['loss']} at epoch {epoch}")
+        batch_losses = run_epoch(train_triples, config.batch_size, generator, step)
+        check_finite(stage, epoch, batch_losses, model.parameters(), checkpointing)
+        record = {"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - epoch_started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:
             model.eval()
             metrics = evaluate_link_prediction(model, valid_triples, filter_index, batch_size=config.eval_batch_size)
             record["valid_mrr"] = metrics["both"][tie_policy]["mrr"]
             record["valid_hits_at_10"] = metrics["both"][tie_policy]["hits_at_10"]
-            if record["valid_mrr"] > best_metric:
-                best_metric, best_epoch, stale = record["valid_mrr"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if record["valid_mrr"] > loop.best_metric:
+                loop.best_metric, loop.best_epoch, loop.stale = record["valid_mrr"], epoch, 0
+                loop.best_state = clone_state(model)
             else:
-                stale += 1
+                loop.stale += 1
             progress.set_postfix(loss=f"{record['loss']:.4f}", valid_mrr=f"{record['valid_mrr']:.4f}")
             log.info("epoch %d loss %.4f valid mrr %.4f", epoch, record["loss"], record["valid_mrr"])
-        history.append(record)
+        loop.history.append(record)
+        loop.epoch = epoch
+        loop.seconds = time.perf_counter() - started
+        if checkpointing is not None and checkpointing.due(epoch):
+            checkpointing.save(_kgc_snapshot(loop, model, optimizer, generator, extra), run_key)
         if on_epoch is not None:
             on_epoch(record)
-        if config.patience and stale >= config.patience:
-            log.info("early stop at epoch %d: no validation gain for %d evaluations", epoch, stale)
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
     model.eval()
-    return TrainResult(best_epoch, best_metric, epoch, time.perf_counter() - started, history)
+    return TrainResult(loop.best_epoch, loop.best_metric, loop.epoch, time.perf_counter() - started, loop.history)
+
+
+def _kgc_snapshot(loop: LoopState, model: KGCModel, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                  extra: ExtraObjective | None) -> dict:
+    return {
+        "loop": dataclasses.asdict(loop),
+        "epoch": loop.epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(generator),
+        "extra": extra.state_dict() if extra is not None else {},
+    }
+
+
+def _restore_kgc_snapshot(snapshot: dict, model: KGCModel, optimizer: torch.optim.Optimizer,
+                          generator: torch.Generator, extra: ExtraObjective | None) -> LoopState:
+    model.load_state_dict(snapshot["model"])
+    optimizer.load_state_dict(snapshot["optimizer"])
+    restore_rng(generator, snapshot["rng"])
+    if extra is not None:
+        extra.load_state_dict(snapshot["extra"])
+    loop = LoopState(**snapshot["loop"])
+    if loop.best_state is not None:
+        loop.best_state = {key: value.to(model.device) for key, value in loop.best_state.items()}
+    return loop
 
 
 def train_step(
@@ -170,6 +223,8 @@ def train_step(
     adversarial_temperature: float | None,
     regularization: float,
     extra: ExtraObjective | None = None,
+    *,
+    max_grad_norm: float = 0.0,
 ) -> Tensor:
     """One optimiser step on one batch; returns the detached loss (no host sync)."""
     negatives = sampler.sample(positives, generator)
@@ -182,6 +237,8 @@ def train_step(
         loss = loss + extra.loss(model, positives, generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     if extra is not None:
         extra.after_step(model, positives, generator)

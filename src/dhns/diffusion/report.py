@@ -24,7 +24,6 @@ def nearest_entities(points: Tensor, table: Tensor, chunk: int = 1024) -> Tensor
     return torch.cat([torch.cdist(points[i : i + chunk], table).argmin(dim=1) for i in range(0, len(points), chunk)])
 
 
-@torch.no_grad()
 def hardness_report(
     generator: HierarchicalGenerator,
     model: KGCModel,
@@ -34,6 +33,41 @@ def hardness_report(
     rng: torch.Generator | None = None,
 ) -> dict:
     """Nested JSON-ready dict: levels.<level>.<side>.step_<k>.{mean_distance, mean_score, false_negative_share}."""
+    return hardness_diagnostics(generator, model, triples, filter_index, keep_steps, rng)[0]
+
+
+def score_histogram_rows(scores: dict[tuple[str, str], dict[int, Tensor]], bins: int = 40) -> list[dict]:
+    """Long-format rows (view, steps_left, score, density) for `dvc plots`: one density curve per step.
+
+    The steps of one view share their bin edges, so the curves are directly comparable: harder levels
+    (fewer steps left) should sit to the right, nearer the true triples' scores.
+    """
+    rows = []
+    for (level, side), per_step in scores.items():
+        values = torch.cat(list(per_step.values())).float().cpu()
+        low, high = float(values.min()), float(values.max())
+        high = high if high > low else low + 1.0
+        width = (high - low) / bins
+        centres = low + width * (torch.arange(bins) + 0.5)
+        for k, sample in sorted(per_step.items()):
+            counts = torch.histc(sample.float().cpu(), bins=bins, min=low, max=high)
+            density = counts / (counts.sum().clamp(min=1) * width)
+            rows.extend({"view": f"{level}/{side}", "steps_left": k, "score": round(float(c), 5),
+                         "density": round(float(d), 6)} for c, d in zip(centres, density))
+    return rows
+
+
+@torch.no_grad()
+def hardness_diagnostics(
+    generator: HierarchicalGenerator,
+    model: KGCModel,
+    triples: Tensor,
+    filter_index: FilterIndex,
+    keep_steps: Sequence[int],
+    rng: torch.Generator | None = None,
+    bins: int = 40,
+) -> tuple[dict, list[dict]]:
+    """The hardness report and the score histogram rows, from one generation."""
     model.eval()
     generated = generator.generate(model, triples, keep_steps, generator=rng)
     all_ids = torch.arange(model.num_entities, device=model.device)
@@ -43,6 +77,7 @@ def hardness_report(
     truth_ids = {"tail": triples[:, 2], "head": triples[:, 0]}
     rows = torch.arange(triples.shape[0], device=triples.device)
     report: dict = {}
+    scores: dict[tuple[str, str], dict[int, Tensor]] = {}
     for level in generator.levels:
         table = tables[level]
         conditions = side_conditions(model, triples, table[triples[:, 0]], table[triples[:, 2]])
@@ -53,9 +88,11 @@ def hardness_report(
                 sample = generated[level][side][k]
                 nearest = nearest_entities(sample, table)
                 is_true = known[side][rows, nearest] | (nearest == truth_ids[side])
+                sample_scores = model.interaction.compare(conditions[side], sample)
+                scores.setdefault((level, side), {})[k] = sample_scores
                 entries[f"step_{k}"] = {
                     "mean_distance": float((sample - truth).norm(dim=1).mean()),
-                    "mean_score": float(model.interaction.compare(conditions[side], sample).mean()),
+                    "mean_score": float(sample_scores.mean()),
                     "false_negative_share": float(is_true.float().mean()),
                 }
             distances = [entries[f"step_{k}"]["mean_distance"] for k in sorted(keep_steps)]
@@ -63,4 +100,4 @@ def hardness_report(
             entries["easy_to_hard_ordered"] = all(a <= b for a, b in zip(distances, distances[1:])) and all(
                 a >= b for a, b in zip(scores, scores[1:]))
             report.setdefault(level, {})[side] = entries
-    return {"levels": report}
+    return {"levels": report}, score_histogram_rows(scores, bins)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 from tqdm.auto import tqdm
 
+from dhns.checkpoint import Checkpointing, check_finite, fingerprint, restore_rng, rng_state, run_epoch
 from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.models.kgc import KGCModel
@@ -22,11 +22,15 @@ def generator_step(
     triples: Tensor,
     loss_type: str,
     rng: torch.Generator | None = None,
+    *,
+    max_grad_norm: float = 0.0,
 ) -> Tensor:
     """One update of the denoisers only: the KGC model's views reach the loss detached."""
     loss = generator.loss(model, triples, loss_type=loss_type, generator=rng)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), max_grad_norm)
     optimizer.step()
     return loss.detach()
 
@@ -37,27 +41,41 @@ def train_generator(
     train_triples: Tensor,
     config: DiffusionConfig,
     seed: int = 0,
+    checkpointing: Checkpointing | None = None,
 ) -> list[dict]:
-    """Epochs over the training triples; returns per-epoch mean loss and seconds."""
+    """Epochs over the training triples; returns per-epoch mean loss and seconds.
+
+    With `checkpointing`, a killed run resumes from its last snapshot with an identical result.
+    """
     device = model.device
     train_triples = train_triples.to(device)
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.generator_lr)
+    history: list[dict] = []
+    run_key = ""
+    if checkpointing is not None:
+        run_key = fingerprint("diffusion", config, seed, generator, model, train_triples)
+        snapshot = checkpointing.load(run_key)
+        if snapshot is not None:
+            generator.load_state_dict(snapshot["generator"])
+            optimizer.load_state_dict(snapshot["optimizer"])
+            restore_rng(rng, snapshot["rng"])
+            history = snapshot["history"]
     model.eval()
     generator.train()
-    history = []
-    for epoch in tqdm(range(1, config.num_epochs + 1), desc="diffusion", unit="epoch", disable=None):
+
+    def step(batch: Tensor) -> Tensor:
+        return generator_step(generator, model, optimizer, batch, config.loss, rng, max_grad_norm=config.max_grad_norm)
+
+    for epoch in tqdm(range(len(history) + 1, config.num_epochs + 1), desc="diffusion", unit="epoch", disable=None,
+                      initial=len(history), total=config.num_epochs):
         started = time.perf_counter()
-        order = torch.randperm(train_triples.shape[0], device=device, generator=rng)
-        loss_sum, batches = torch.zeros((), device=device), 0
-        for start in range(0, order.numel(), config.batch_size):
-            batch = train_triples[order[start : start + config.batch_size]]
-            loss_sum += generator_step(generator, model, optimizer, batch, config.loss, rng)
-            batches += 1
-        loss = float(loss_sum) / batches
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"diffusion stage: generator loss became {loss} at epoch {epoch}")
-        history.append({"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started})
+        batch_losses = run_epoch(train_triples, config.batch_size, rng, step)
+        check_finite("diffusion", epoch, batch_losses, generator.parameters(), checkpointing)
+        history.append({"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - started})
+        if checkpointing is not None and checkpointing.due(epoch):
+            checkpointing.save({"epoch": epoch, "generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
+                                "rng": rng_state(rng), "history": history}, run_key)
     generator.eval()
     return history
