@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 from dhns.checkpoint import Checkpointing
+from dhns.config import load_params
+from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import KGCModel, save_model
@@ -13,7 +15,10 @@ from dhns.sampling import make_sampler
 from dhns.training import train_kgc, write_curve
 
 
-def main() -> None:
+def main() -> int:
+    num_processes = load_params().pretrain.num_processes
+    if num_processes > 1 and not launched_by_torchrun():
+        return relaunch_under_torchrun(num_processes, __file__)
     inputs = load_stage_inputs()
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
@@ -25,7 +30,10 @@ def main() -> None:
     checkpointing = Checkpointing(Path("checkpoints/pretrain"), config.checkpoint_every)
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
                        tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="pretrain",
-                       checkpointing=checkpointing)
+                       checkpointing=checkpointing, parallel=inputs.parallel)
+    if not inputs.parallel.is_main:
+        shutdown_parallel()
+        return 0  # rank 0 writes the outputs
     with atomic_directory(Path("models/pretrain")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch})
     write_curve(Path("plots/pretrain/loss.csv"), result.history, ("epoch", "loss", "seconds"))
@@ -38,8 +46,10 @@ def main() -> None:
         "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
     })
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
+    shutdown_parallel()
+    return 0
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    main()
+    sys.exit(main())

@@ -4,18 +4,23 @@ import logging
 import sys
 from pathlib import Path
 
-from dhns.diffusion.generator import load_generator
 from dhns.checkpoint import Checkpointing
+from dhns.config import load_params
+from dhns.diffusion.generator import load_generator
+from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory, write_json
 from dhns.models.kgc import load_model, save_model
 from dhns.ntat import HardNegativeObjective
-from dhns.sampling import make_sampler
 from dhns.pipeline import load_stage_inputs
+from dhns.sampling import make_sampler
 from dhns.training import train_kgc, write_curve
 
 
-def main() -> None:
+def main() -> int:
+    num_processes = load_params().train.num_processes
+    if num_processes > 1 and not launched_by_torchrun():
+        return relaunch_under_torchrun(num_processes, __file__)
     inputs = load_stage_inputs()
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
@@ -31,7 +36,10 @@ def main() -> None:
     checkpointing = Checkpointing(Path("checkpoints/train"), config.checkpoint_every)
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
                        tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage="train",
-                       checkpointing=checkpointing)
+                       checkpointing=checkpointing, parallel=inputs.parallel)
+    if not inputs.parallel.is_main:
+        shutdown_parallel()
+        return 0  # rank 0 writes the outputs
     with atomic_directory(Path("models/train")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
     write_curve(Path("plots/train/loss.csv"), result.history, ("epoch", "loss", "seconds"))
@@ -46,8 +54,10 @@ def main() -> None:
         "generator_steps": extra.generator_steps if extra is not None else 0,
     })
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
+    shutdown_parallel()
+    return 0
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    main()
+    sys.exit(main())

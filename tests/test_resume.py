@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from dhns.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
 from dhns.config import DiffusionConfig, HardnessLevel, ModelConfig, PretrainConfig, TrainConfig
-from dhns.data import KnowledgeGraph, write_prepared
 from dhns.diffusion.generator import build_generator
 from dhns.diffusion.training import train_generator
 from dhns.evaluation import build_filter_index
-from dhns.features.bundle import write_feature_bundle
 from dhns.models.kgc import KGCModel
 from dhns.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
 from dhns.training import train_kgc, train_step
-
-REPO = Path(__file__).resolve().parents[1]
-NUM_SOURCES, NUM_RELATIONS = 12, 2
-NUM_ENTITIES = NUM_SOURCES * (1 + NUM_RELATIONS)
-
-
-def star_triples() -> torch.Tensor:
-    """Each relation sends every source entity to its own target: learnable by every scorer."""
-    return torch.tensor([(s, r, NUM_SOURCES * (r + 1) + s) for r in range(NUM_RELATIONS) for s in range(NUM_SOURCES)])
+from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
 
 
 def fresh_model(seed: int = 0) -> KGCModel:
@@ -241,36 +227,13 @@ def test_gradient_clipping_bounds_the_gradient_norm() -> None:
 
 # --- a real kill: SIGKILL the pretrain stage mid-way, rerun it, compare with an uninterrupted run ---
 
-def write_stage_project(root: Path, num_epochs: int) -> None:
-    triples = star_triples()
-    graph = KnowledgeGraph(
-        name="STAR",
-        entity_names=tuple(f"e{i}" for i in range(NUM_ENTITIES)),
-        entity_texts=tuple(f"entity {i}" for i in range(NUM_ENTITIES)),
-        relation_names=tuple(f"r{i}" for i in range(NUM_RELATIONS)),
-        train=triples[2:], valid=triples[:1], test=triples[1:2],
-    )
-    write_prepared(graph, root / "data" / "prepared")
-    write_feature_bundle(root / "data" / "features", {}, {"text": "none in this test", "image": "none"})
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["device"] = "cpu"
-    params["model"].update(embedding_dim=8, use_features=False)
-    params["pretrain"].update(num_epochs=num_epochs, eval_every=5, patience=0, batch_size=4, num_negatives=4)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def run_pretrain_stage(root: Path) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / "pretrain.py")], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -> None:
     epochs = 60
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     for root in (reference, interrupted):
-        write_stage_project(root, epochs)
-    process = run_pretrain_stage(interrupted)
+        write_stage_project(root, {"num_epochs": epochs, "eval_every": 5, "patience": 0, "batch_size": 4,
+                                   "num_negatives": 4})
+    process = start_stage(interrupted, "pretrain")
     checkpoint = interrupted / "checkpoints" / "pretrain" / CHECKPOINT_FILE
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -284,11 +247,11 @@ def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -
     assert 5 <= killed_at < epochs
     assert not (interrupted / "models" / "pretrain").exists()
 
-    resumed = run_pretrain_stage(interrupted)
+    resumed = start_stage(interrupted, "pretrain")
     _, resumed_log = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, resumed_log
     assert f"resuming from checkpoints/pretrain/{CHECKPOINT_FILE} (epoch {killed_at})" in resumed_log
-    uninterrupted = run_pretrain_stage(reference)
+    uninterrupted = start_stage(reference, "pretrain")
     _, reference_log = uninterrupted.communicate(timeout=300)
     assert uninterrupted.returncode == 0, reference_log
 

@@ -9,6 +9,7 @@ import torch
 
 from dhns.config import Params, load_params
 from dhns.data import KnowledgeGraph, load_prepared
+from dhns.distributed import SINGLE_PROCESS, Parallel, init_parallel
 from dhns.features.bundle import read_feature_bundle
 from dhns.training import resolve_device, seed_everything
 
@@ -22,6 +23,7 @@ class StageInputs:
     device: torch.device
     graph: KnowledgeGraph
     features: dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> (vectors (N, d), present (N,))
+    parallel: Parallel = SINGLE_PROCESS  # this rank, when torchrun launched the stage
 
 
 def load_stage_inputs(params_path: str | Path = "params.yaml") -> StageInputs:
@@ -29,4 +31,5 @@ def load_stage_inputs(params_path: str | Path = "params.yaml") -> StageInputs:
     seed_everything(params.seed)
     graph = load_prepared(PREPARED_DIR)
     features = read_feature_bundle(FEATURES_DIR, graph.num_entities)
-    return StageInputs(params, resolve_device(params.device), graph, features)
+    parallel, device = init_parallel(resolve_device(params.device))
+    return StageInputs(params, device, graph, features, parallel)

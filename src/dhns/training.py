@@ -11,14 +11,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state, run_epoch
 from dhns.config import PretrainConfig
+from dhns.distributed import SINGLE_PROCESS, Parallel, gather_objects, mean_over_ranks, shard
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.io import atomic_file
 from dhns.models.kgc import KGCModel
@@ -125,43 +127,47 @@ def train_kgc(
     extra: ExtraObjective | None = None,
     stage: str = "train",
     checkpointing: Checkpointing | None = None,
+    parallel: Parallel = SINGLE_PROCESS,
 ) -> TrainResult:
     """Fit `model` on `train_triples`; keep the parameters with the best validation MRR.
 
     Model selection sees only the validation split. The returned model holds the best parameters. With
     `checkpointing`, a snapshot is written every `checkpoint_every` epochs and a matching one is resumed,
-    so a killed run continues where it stopped with the same result as an uninterrupted one.
+    so a killed run continues where it stopped with the same result as an uninterrupted one. Under
+    several `parallel` ranks each global batch is split across them (every rank validates the whole
+    split, so all take the same model-selection decisions without talking).
     """
     device = model.device
     train_triples = train_triples.to(device)
     valid_triples = valid_triples.to(device)
     sampler.to(device)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
+    order_rng = torch.Generator(device=device)
+    order_rng.manual_seed(seed)  # identical on every rank: all ranks walk the same global batches
+    sample_rng = order_rng if not parallel.active else torch.Generator(device=device)
+    if parallel.active:
+        sample_rng.manual_seed(seed + 7919 * (parallel.rank + 1))  # each rank draws its own negatives
     optimizer = torch.optim.Adam(model.parameters(), lr=config.kgc_lr)
     temperature = config.adversarial_temperature if config.sampler in ADVERSARIAL_SAMPLERS else None
+    step = _make_step(model, optimizer, sampler, sample_rng, temperature, config, extra, parallel)
+
     loop, run_key = LoopState(), ""
     if checkpointing is not None:
-        run_key = fingerprint(stage, config, seed, tie_policy, model, train_triples, valid_triples,
-                              extra.state_dict() if extra is not None else None)
+        run_key = fingerprint(stage, config, seed, tie_policy, parallel.world_size, model, train_triples,
+                              valid_triples, extra.state_dict() if extra is not None else None)
         snapshot = checkpointing.load(run_key)
         if snapshot is not None:
-            loop = _restore_kgc_snapshot(snapshot, model, optimizer, generator, extra)
-
-    def step(positives: Tensor) -> Tensor:
-        return train_step(model, optimizer, sampler, positives, generator, temperature, config.regularization,
-                          extra, max_grad_norm=config.max_grad_norm)
+            loop = _restore_kgc_snapshot(snapshot, model, optimizer, order_rng, sample_rng, extra, parallel)
 
     started = time.perf_counter() - loop.seconds
-    progress = tqdm(range(loop.epoch + 1, config.num_epochs + 1), desc=stage, unit="epoch", disable=None,
-                    initial=loop.epoch, total=config.num_epochs)
+    progress = tqdm(range(loop.epoch + 1, config.num_epochs + 1), desc=stage, unit="epoch",
+                    disable=None if parallel.is_main else True, initial=loop.epoch, total=config.num_epochs)
     for epoch in progress:
         if config.patience and loop.stale >= config.patience:
             log.info("early stop after epoch %d: no validation gain for %d evaluations", loop.epoch, loop.stale)
             break
         model.train()
         epoch_started = time.perf_counter()
-        batch_losses = run_epoch(train_triples, config.batch_size, generator, step)
+        batch_losses = mean_over_ranks(run_epoch(train_triples, config.batch_size, order_rng, step), parallel)
         check_finite(stage, epoch, batch_losses, model.parameters(), checkpointing)
         record = {"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - epoch_started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:
@@ -180,7 +186,9 @@ def train_kgc(
         loop.epoch = epoch
         loop.seconds = time.perf_counter() - started
         if checkpointing is not None and checkpointing.due(epoch):
-            checkpointing.save(_kgc_snapshot(loop, model, optimizer, generator, extra), run_key)
+            snapshot = _kgc_snapshot(loop, model, optimizer, order_rng, sample_rng, extra, parallel)
+            if parallel.is_main:
+                checkpointing.save(snapshot, run_key)
         if on_epoch is not None:
             on_epoch(record)
     if loop.best_state is not None:
@@ -189,29 +197,114 @@ def train_kgc(
     return TrainResult(loop.best_epoch, loop.best_metric, loop.epoch, time.perf_counter() - started, loop.history)
 
 
-def _kgc_snapshot(loop: LoopState, model: KGCModel, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                  extra: ExtraObjective | None) -> dict:
+def _make_step(
+    model: KGCModel,
+    optimizer: torch.optim.Optimizer,
+    sampler: NegativeSampler,
+    sample_rng: torch.Generator,
+    temperature: float | None,
+    config: PretrainConfig,
+    extra: ExtraObjective | None,
+    parallel: Parallel,
+) -> Callable[[Tensor], Tensor]:
+    """The per-batch update: plain on one process; on several, this rank's shard through DDP."""
+    if not parallel.active:
+        return lambda positives: train_step(model, optimizer, sampler, positives, sample_rng, temperature,
+                                            config.regularization, extra, max_grad_norm=config.max_grad_norm)
+    if getattr(extra, "joint_generator", False):
+        raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
+                         "(each rank would update its own generator)")
+    module = BatchLoss(model, sampler, temperature, config.regularization, extra)
+    device_ids = [model.device.index] if model.device.type == "cuda" else None
+    replicated = DistributedDataParallel(module, device_ids=device_ids)
+
+    def step(positives: Tensor) -> Tensor:
+        local = shard(positives, parallel)
+        # DDP averages gradients over ranks; scaling by the shard's share makes that the global batch mean
+        scale = local.shape[0] * parallel.world_size / positives.shape[0]
+        loss = replicated(local, sample_rng, scale)
+        apply_gradients(loss, optimizer, model.parameters(), config.max_grad_norm)
+        return loss.detach()
+
+    return step
+
+
+def _kgc_snapshot(loop: LoopState, model: KGCModel, optimizer: torch.optim.Optimizer, order_rng: torch.Generator,
+                  sample_rng: torch.Generator, extra: ExtraObjective | None, parallel: Parallel) -> dict:
+    """Collective under several ranks (every rank's sampling state is gathered): call it on all of them."""
     return {
         "loop": dataclasses.asdict(loop),
         "epoch": loop.epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "rng": rng_state(generator),
+        "rng": rng_state(order_rng),
+        "sample_rngs": gather_objects(rng_state(sample_rng).cpu(), parallel),
         "extra": extra.state_dict() if extra is not None else {},
     }
 
 
 def _restore_kgc_snapshot(snapshot: dict, model: KGCModel, optimizer: torch.optim.Optimizer,
-                          generator: torch.Generator, extra: ExtraObjective | None) -> LoopState:
+                          order_rng: torch.Generator, sample_rng: torch.Generator, extra: ExtraObjective | None,
+                          parallel: Parallel) -> LoopState:
     model.load_state_dict(snapshot["model"])
     optimizer.load_state_dict(snapshot["optimizer"])
-    restore_rng(generator, snapshot["rng"])
+    restore_rng(order_rng, snapshot["rng"])
+    if sample_rng is not order_rng:
+        restore_rng(sample_rng, snapshot["sample_rngs"][parallel.rank])
     if extra is not None:
         extra.load_state_dict(snapshot["extra"])
     loop = LoopState(**snapshot["loop"])
     if loop.best_state is not None:
         loop.best_state = {key: value.to(model.device) for key, value in loop.best_state.items()}
     return loop
+
+
+def batch_loss(
+    model: KGCModel,
+    sampler: NegativeSampler,
+    positives: Tensor,
+    generator: torch.Generator,
+    adversarial_temperature: float | None,
+    regularization: float,
+    extra: ExtraObjective | None = None,
+) -> Tensor:
+    """The loss of one batch: sampled negatives, (self-adversarial) sigmoid loss, optional extra terms."""
+    negatives = sampler.sample(positives, generator)
+    positive_scores, negative_scores = model.score_corrupted(positives, negatives.entities, negatives.corrupt_tail)
+    weights = negative_weights(negative_scores, negatives.valid, adversarial_temperature)
+    loss = sigmoid_loss(positive_scores, negative_scores, weights)
+    if regularization > 0:
+        loss = loss + regularization * model.embedding_norms(positives)
+    if extra is not None:
+        loss = loss + extra.loss(model, positives, generator)
+    return loss
+
+
+class BatchLoss(torch.nn.Module):
+    """`batch_loss` as a module, so DistributedDataParallel can wrap it and average its gradients."""
+
+    def __init__(self, model: KGCModel, sampler: NegativeSampler, adversarial_temperature: float | None,
+                 regularization: float, extra: ExtraObjective | None) -> None:
+        super().__init__()
+        self.model = model
+        self.sampler = sampler
+        self.adversarial_temperature = adversarial_temperature
+        self.regularization = regularization
+        self.extra = extra
+
+    def forward(self, positives: Tensor, generator: torch.Generator, scale: float = 1.0) -> Tensor:
+        return scale * batch_loss(self.model, self.sampler, positives, generator, self.adversarial_temperature,
+                                  self.regularization, self.extra)
+
+
+def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[Tensor],
+                    max_grad_norm: float = 0.0) -> None:
+    """Backward, optional global-norm clipping, optimiser step (no host sync)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
 
 
 def train_step(
@@ -227,19 +320,8 @@ def train_step(
     max_grad_norm: float = 0.0,
 ) -> Tensor:
     """One optimiser step on one batch; returns the detached loss (no host sync)."""
-    negatives = sampler.sample(positives, generator)
-    positive_scores, negative_scores = model.score_corrupted(positives, negatives.entities, negatives.corrupt_tail)
-    weights = negative_weights(negative_scores, negatives.valid, adversarial_temperature)
-    loss = sigmoid_loss(positive_scores, negative_scores, weights)
-    if regularization > 0:
-        loss = loss + regularization * model.embedding_norms(positives)
-    if extra is not None:
-        loss = loss + extra.loss(model, positives, generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
+    loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra)
+    apply_gradients(loss, optimizer, model.parameters(), max_grad_norm)
     if extra is not None:
         extra.after_step(model, positives, generator)
     return loss.detach()

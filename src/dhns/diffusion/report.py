@@ -96,8 +96,8 @@ def hardness_diagnostics(
                     "false_negative_share": float(is_true.float().mean()),
                 }
             distances = [entries[f"step_{k}"]["mean_distance"] for k in sorted(keep_steps)]
-            scores = [entries[f"step_{k}"]["mean_score"] for k in sorted(keep_steps)]
+            means = [entries[f"step_{k}"]["mean_score"] for k in sorted(keep_steps)]
             entries["easy_to_hard_ordered"] = all(a <= b for a, b in zip(distances, distances[1:])) and all(
-                a >= b for a, b in zip(scores, scores[1:]))
+                a >= b for a, b in zip(means, means[1:]))
             report.setdefault(level, {})[side] = entries
     return {"levels": report}, score_histogram_rows(scores, bins)

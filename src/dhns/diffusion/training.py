@@ -11,6 +11,7 @@ from dhns.checkpoint import Checkpointing, check_finite, fingerprint, restore_rn
 from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.models.kgc import KGCModel
+from dhns.training import apply_gradients
 
 Tensor = torch.Tensor
 
@@ -27,11 +28,7 @@ def generator_step(
 ) -> Tensor:
     """One update of the denoisers only: the KGC model's views reach the loss detached."""
     loss = generator.loss(model, triples, loss_type=loss_type, generator=rng)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), max_grad_norm)
-    optimizer.step()
+    apply_gradients(loss, optimizer, generator.parameters(), max_grad_norm)
     return loss.detach()
 
 

@@ -1,0 +1,104 @@
+"""Data parallelism: two gloo ranks on the CPU train like one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dhns.config import ModelConfig, PretrainConfig
+from dhns.distributed import Parallel, shard
+from dhns.evaluation import build_filter_index
+from dhns.models.kgc import KGCModel
+from dhns.sampling.negatives import Negatives
+from dhns.training import train_kgc
+from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
+
+
+class ShiftSampler:
+    """Negatives that depend only on the positive (tail + 1, + 2, ...): no randomness to differ by rank."""
+
+    def __init__(self, num_negatives: int) -> None:
+        self.num_negatives = num_negatives
+
+    def to(self, device):
+        return self
+
+    def sample(self, positives: torch.Tensor, generator=None) -> Negatives:
+        offsets = torch.arange(1, self.num_negatives + 1)
+        entities = (positives[:, 2:3] + offsets) % NUM_ENTITIES
+        corrupt_tail = positives[:, 0] % 2 == 0
+        return Negatives(entities, corrupt_tail, torch.ones_like(entities, dtype=torch.bool))
+
+
+CONFIG = PretrainConfig(num_negatives=3, batch_size=10, kgc_lr=0.01, num_epochs=3, eval_every=3, patience=0,
+                        sampler="uniform")
+
+
+def fit(parallel: Parallel) -> KGCModel:
+    torch.manual_seed(0)
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
+    triples = star_triples()
+    train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), ShiftSampler(3), CONFIG,
+              seed=1, parallel=parallel)
+    return model
+
+
+def rank_main(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model = fit(Parallel(rank, world_size, rank))
+        torch.save(model.state_dict(), Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
+    """Same global batches, uneven shards (22 triples in batches of 10 -> last batch 2 = 1 + 1), same result."""
+    single = fit(Parallel())
+    mp.spawn(rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for key, value in single.state_dict().items():
+        assert torch.equal(states[0][key], states[1][key]), f"ranks diverged on {key}"
+        torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_shards_cover_the_batch_once() -> None:
+    rows = torch.arange(7)
+    parts = [shard(rows, Parallel(rank, 3, rank)) for rank in range(3)]
+    assert torch.equal(torch.cat(parts), rows) and [len(p) for p in parts] == [3, 2, 2]
+
+
+def test_pretrain_stage_with_two_processes_matches_one(tmp_path: Path) -> None:
+    """`pretrain.num_processes: 2` relaunches the stage under torchrun (gloo); metrics match 1 process."""
+    results = {}
+    for processes in (1, 2):
+        root = tmp_path / f"p{processes}"
+        write_stage_project(root, {"num_epochs": 100, "eval_every": 20, "patience": 0, "batch_size": 8,
+                                   "num_negatives": 8, "kgc_lr": 0.05, "num_processes": processes}, fit_check=True)
+        process = start_stage(root, "pretrain")
+        _, log = process.communicate(timeout=300)
+        assert process.returncode == 0, log
+        results[processes] = json.loads((root / "metrics" / "pretrain.json").read_text())
+        assert (root / "models" / "pretrain" / "model.safetensors").is_file()
+        results[processes]["loss"] = [float(row.split(",")[1]) for row in
+                                      (root / "plots" / "pretrain" / "loss.csv").read_text().splitlines()[1:]]
+    one, two = (results[p]["valid"]["both"]["realistic"]["mrr"] for p in (1, 2))
+    assert one > 0.8 and abs(one - two) < 0.1, (one, two)
+    mean_one, mean_two = (sum(results[p]["loss"]) / len(results[p]["loss"]) for p in (1, 2))
+    assert abs(mean_one - mean_two) < 0.1 * mean_one, (mean_one, mean_two)
