@@ -30,6 +30,19 @@ def test_repository_params_load_and_match_defaults_where_documented():
         ({"evaluate": {"tie_policy": "random"}}, "evaluate.tie_policy: 'random' is not one of"),
         ({"features": {"image_backend": "resnet"}}, "features.image_backend: 'resnet' is not one of clip, vit"),
         ({"model": "transe"}, "params model: expected a mapping"),
+        ({"model": {"name": "foo"}}, "model.name: 'foo' is not one of transe, distmult, rotate"),
+        ({"train": {"sampler": "bar"}}, "train.sampler: 'bar' is not one of uniform, bernoulli, self_adversarial, dhns"),
+        ({"train": {"kgc_lr": -0.1}}, r"train.kgc_lr: -0.1 must be > 0"),
+        ({"diffusion": {"generator_lr": -1}}, r"diffusion.generator_lr: -1.0 must be > 0"),
+        ({"pretrain": {"kgc_lr": float("nan")}}, "pretrain.kgc_lr: expected a finite number, got nan"),
+        ({"train": {"hard_loss_weight": float("inf")}}, "train.hard_loss_weight: expected a finite number, got inf"),
+        ({"train": {"diffusion_loss": "huber"}}, "train.diffusion_loss: 'huber' is not one of l1, l2"),
+        ({"seed": "zero"}, "params seed: expected an integer, got 'zero'"),
+        ({"device": "gpu"}, "params device: 'gpu' is not one of auto, cpu, cuda, cuda:N, mps"),
+        ({"features": {"text_encoder": 5}}, "features.text_encoder: expected a string"),
+        ({"diffusion": {"report_steps": "0,5"}}, "diffusion.report_steps: expected a list"),
+        ({"diffusion": {"report_steps": [0, "5"]}}, r"diffusion.report_steps\[1\]: expected an integer, got '5'"),
+        ({"train": {"hardness_levels": {"step": 0}}}, "train.hardness_levels: expected a list"),
     ],
 )
 def test_bad_params_are_rejected_with_a_clear_message(raw, message):
@@ -42,3 +55,42 @@ def test_integers_are_accepted_for_float_fields(tmp_path):
     path.write_text(yaml.safe_dump({"model": {"margin": 6}, "pretrain": {"kgc_lr": 1}}))
     params = load_params(path)
     assert params.model.margin == 6.0 and isinstance(params.model.margin, float)
+
+
+LEVEL = {"step": 0, "weight": 1.0, "margin": 0.5}
+
+
+@pytest.mark.parametrize(
+    "bad_level, message",
+    [
+        ({**LEVEL, "wieght": 2.0}, r"train.hardness_levels\[1\]: unknown key\(s\) \['wieght'\]; allowed: \['margin', 'step', 'weight'\]"),
+        ({"step": 5}, r"train.hardness_levels\[1\]: missing key\(s\) \['margin', 'weight'\]"),
+        ({**LEVEL, "step": "five"}, r"train.hardness_levels\[1\].step: expected an integer, got 'five'"),
+        ({**LEVEL, "step": 2.5}, r"train.hardness_levels\[1\].step: expected an integer"),
+        ({**LEVEL, "margin": "wide"}, r"train.hardness_levels\[1\].margin: expected a number"),
+        ({**LEVEL, "weight": -1.0}, r"train.hardness_levels\[1\].weight: -1.0 must be >= 0"),
+        ({**LEVEL, "step": -1}, r"train.hardness_levels\[1\].step: -1 must be >= 0"),
+        (3, r"train.hardness_levels\[1\]: expected a mapping, got 3"),
+    ],
+)
+def test_bad_hardness_level_entries_are_named_by_index(bad_level, message):
+    """The second entry is the bad one, so the message must point at [1], not just at the list."""
+    with pytest.raises(ValueError, match=message):
+        from_mapping(Params, {"train": {"hardness_levels": [LEVEL, bad_level]}})
+
+
+def test_dhns_without_hardness_levels_is_rejected():
+    with pytest.raises(ValueError, match="dhns sampler needs at least one level"):
+        from_mapping(Params, {"train": {"sampler": "dhns", "hardness_levels": []}})
+
+
+def test_yaml_nan_is_rejected_when_loading_a_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  kgc_lr: .nan\n")
+    with pytest.raises(ValueError, match="train.kgc_lr: expected a finite number"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps"])
+def test_documented_devices_are_accepted(device):
+    assert from_mapping(Params, {"device": device}).device == device

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -239,9 +240,22 @@ def test_missing_file(tmp_path: Path, missing: str) -> None:
     assert_format_error(raw, missing, None, "missing")
 
 
-def test_empty_split(tmp_path: Path) -> None:
-    raw = write_benchmark(tmp_path, {"test2id.txt": "0\n"})
-    assert_format_error(raw, "test2id.txt", 1, "empty")
+@pytest.mark.parametrize("split", ["train", "valid", "test"])
+def test_empty_split(tmp_path: Path, split: str) -> None:
+    raw = write_benchmark(tmp_path, {f"{split}2id.txt": "0\n"})
+    assert_format_error(raw, f"{split}2id.txt", 1, "the split is empty", "every split needs triples")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_empty_file_has_no_count_header(tmp_path: Path, content: str) -> None:
+    raw = write_benchmark(tmp_path, {"valid2id.txt": content})
+    assert_format_error(raw, "valid2id.txt", 1, "file is empty", "count header")
+
+
+def test_truncated_without_final_newline_reports_the_cut_line(tmp_path: Path) -> None:
+    # the count promises 4 triples; the file stops in the middle of the 4th
+    raw = write_benchmark(tmp_path, {"train2id.txt": "4\n0 1 0\n3 1 2\n1 3 1\n4 "})
+    assert_format_error(raw, "train2id.txt", 5, "expected 3 integer fields", "found 1", "'4 '")
 
 
 def test_blank_line_mid_file(tmp_path: Path) -> None:
@@ -315,8 +329,56 @@ def test_load_prepared_rejects_missing_table(tmp_path: Path) -> None:
     out = tmp_path / "prepared"
     write_prepared(read_openke_benchmark(write_benchmark(tmp_path)), out)
     (out / "valid.parquet").unlink()
-    with pytest.raises(DataFormatError, match="valid.parquet"):
+    with pytest.raises(DataFormatError, match=r"valid\.parquet: required file is missing; run `dvc repro prepare`"):
         load_prepared(out)
+
+
+def test_load_prepared_without_dataset_json_names_the_stage(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match=r"dataset\.json: required file is missing; run `dvc repro prepare`"):
+        load_prepared(tmp_path / "never_prepared")
+
+
+def _prepared(tmp_path: Path) -> Path:
+    out = tmp_path / "prepared"
+    write_prepared(read_openke_benchmark(write_benchmark(tmp_path)), out)
+    return out
+
+
+def test_load_prepared_rejects_an_empty_split(tmp_path: Path) -> None:
+    out = _prepared(tmp_path)
+    pq.write_table(pq.read_table(out / "test.parquet").slice(0, 0), out / "test.parquet")
+    with pytest.raises(DataFormatError, match=r"test\.parquet: the split is empty \(0 triples\)"):
+        load_prepared(out)
+
+
+def test_load_prepared_names_the_row_and_field_of_an_out_of_range_id(tmp_path: Path) -> None:
+    out = _prepared(tmp_path)
+    table = pq.read_table(out / "valid.parquet")
+    relations = table.column("relation").to_pylist()
+    relations[1] = 7  # 3 relations
+    table = table.set_column(1, "relation", pa.array(relations, pa.int64()))
+    pq.write_table(table, out / "valid.parquet")
+    with pytest.raises(DataFormatError, match=r"valid\.parquet, row 1: relation id 7 is outside \[0, 3\)"):
+        load_prepared(out)
+
+
+def test_load_prepared_rejects_a_corrupt_table(tmp_path: Path) -> None:
+    out = _prepared(tmp_path)
+    data = (out / "entities.parquet").read_bytes()
+    (out / "entities.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match=r"entities\.parquet: not a readable parquet file"):
+        load_prepared(out)
+
+
+def test_write_prepared_refuses_an_empty_split_and_keeps_previous_output(tmp_path: Path) -> None:
+    kg = read_openke_benchmark(write_benchmark(tmp_path))
+    out = tmp_path / "prepared"
+    write_prepared(kg, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    emptied = dataclasses.replace(kg, valid=kg.valid[:0])
+    with pytest.raises(DataFormatError, match=r"prepared: not written, the valid split of TINY has no triples left"):
+        write_prepared(emptied, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
@@ -21,6 +23,7 @@ TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
 IMAGE_BACKENDS = ("clip", "vit")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
 def _check_choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -84,13 +87,15 @@ class PretrainConfig:
     eval_batch_size: int = 256
     max_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this; 0 = no clipping
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
+    num_processes: int = 1  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
 
     def _check_common(self, section: str, samplers: tuple[str, ...]) -> None:
         _check_choice(section, "sampler", self.sampler, samplers)
-        for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size"):
+        for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
+                    "num_processes"):
             _check_positive(section, key, getattr(self, key))
         for key in ("adversarial_temperature", "regularization", "patience", "max_grad_norm", "checkpoint_every"):
             _check_positive(section, key, getattr(self, key), allow_zero=True)
@@ -183,7 +188,7 @@ class EvaluateConfig:
 @dataclasses.dataclass(frozen=True)
 class Params:
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     data: DataConfig = DataConfig()
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
@@ -191,6 +196,11 @@ class Params:
     diffusion: DiffusionConfig = DiffusionConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    def __post_init__(self) -> None:
+        # checked here, not when a stage picks its device, so a typo fails before any stage starts
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"params device: {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
@@ -206,6 +216,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"params {section}{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan / .inf would slip past every range check
+            raise ValueError(f"params {section}{key}: expected a finite number, got {value!r}")
         return float(value)
     if dataclasses.is_dataclass(annotation):
         return from_mapping(annotation, value, f"{section}{key}")
@@ -213,7 +225,7 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
         item_type = typing.get_args(annotation)[0]
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"params {section}{key}: expected a list, got {value!r}")
-        return tuple(_coerce(section, key, item, item_type) for item in value)
+        return tuple(_coerce_item(section, key, index, item, item_type) for index, item in enumerate(value))
     if annotation is str:
         if value is None:
             return ""
@@ -221,6 +233,15 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
             raise ValueError(f"params {section}{key}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _coerce_item(section: str, key: str, index: int, value: Any, annotation: Any) -> Any:
+    """One list entry; its errors name the entry (`train.hardness_levels[2].margin`), since lists can be long."""
+    try:
+        return _coerce(section, key, value, annotation)
+    except ValueError as error:
+        where = f"params {section}{key}"
+        raise ValueError(str(error).replace(where, f"{where}[{index}]", 1)) from None
 
 
 def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, section: str = "") -> T:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from dhns.io import atomic_directory, read_json, write_json
+from dhns.io import atomic_directory, read_json, stage_hint, write_json
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 ENTITY_ID_FILE = "entity2id.txt"
@@ -463,7 +463,19 @@ _TRIPLE_SCHEMA = pa.schema([("head", pa.int64()), ("relation", pa.int64()), ("ta
 
 
 def write_prepared(kg: KnowledgeGraph, out_dir: Path) -> None:
-    """Write the graph as parquet + dataset.json; all or nothing, so a failed run never leaves half a dataset."""
+    """Write the graph as parquet + dataset.json; all or nothing, so a failed run never leaves half a dataset.
+
+    An empty split is refused before anything is written: the raw files cannot hold one (the reader
+    rejects it), but dropping leaked triples can empty valid or test, and later stages could then neither
+    select nor evaluate a model.
+    """
+    empty = [split for split in SPLITS if len(getattr(kg, split)) == 0]
+    if empty:
+        raise DataFormatError(
+            f"{out_dir}: not written, the {empty[0]} split of {kg.name} has no triples left "
+            f"(train {len(kg.train)}, valid {len(kg.valid)}, test {len(kg.test)}); every split needs triples. "
+            f"If data.drop_leaked removed them all, the benchmark's splits overlap completely."
+        )
     with atomic_directory(Path(out_dir)) as staging:
         _write_vocabulary(staging / "entities.parquet", kg.entity_names, kg.entity_texts)
         _write_vocabulary(staging / "relations.parquet", kg.relation_names, kg.relation_texts)
@@ -488,7 +500,7 @@ def load_prepared(out_dir: Path) -> KnowledgeGraph:
     out_dir = Path(out_dir)
     meta_path = out_dir / DATASET_FILE
     if not meta_path.is_file():
-        raise DataFormatError(f"{meta_path}: required file is missing")
+        raise DataFormatError(f"{meta_path}: required file is missing; {stage_hint('prepare')}")
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or not {"name", "num_entities", "num_relations"} <= meta.keys():
         raise DataFormatError(f"{meta_path}: expected keys 'name', 'num_entities', 'num_relations'")
@@ -510,8 +522,11 @@ def load_prepared(out_dir: Path) -> KnowledgeGraph:
 
 def _read_table(path: Path, schema: pa.Schema) -> pa.Table:
     if not path.is_file():
-        raise DataFormatError(f"{path}: required file is missing")
-    table = pq.read_table(path)
+        raise DataFormatError(f"{path}: required file is missing; {stage_hint('prepare')}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DataFormatError(f"{path}: not a readable parquet file ({error}); {stage_hint('prepare')}") from None
     for field in schema:
         if field.name not in table.column_names:
             raise DataFormatError(f"{path}: missing column {field.name!r} (has {table.column_names})")
@@ -532,11 +547,21 @@ def _read_vocabulary(path: Path, expected: int) -> tuple[tuple[str, ...], tuple[
 
 
 def _read_triple_table(path: Path, num_entities: int, num_relations: int) -> torch.Tensor:
+    """(n, 3) int64 (head, relation, tail); an empty split or an id outside the vocabularies is refused."""
     table = _read_table(path, _TRIPLE_SCHEMA)
+    if table.num_rows == 0:
+        raise DataFormatError(f"{path}: the split is empty (0 triples); every split needs triples")
     rows = np.stack([table.column(field.name).to_numpy() for field in _TRIPLE_SCHEMA], axis=1)
-    rows = np.ascontiguousarray(rows.reshape(-1, 3), dtype=np.int64)
+    rows = np.ascontiguousarray(rows.reshape(-1, 3), dtype=np.int64)  # (n, 3)
     limits = np.array([num_entities, num_relations, num_entities])
-    bad = np.flatnonzero(((rows < 0) | (rows >= limits)).any(axis=1))
+    bad_cells = (rows < 0) | (rows >= limits)  # (n, 3)
+    bad = np.flatnonzero(bad_cells.any(axis=1))
     if bad.size:
-        raise DataFormatError(f"{path}, row {bad[0]}: ids {rows[bad[0]].tolist()} outside the vocabularies")
+        row = int(bad[0])
+        column = int(np.argmax(bad_cells[row]))
+        field = _TRIPLE_SCHEMA.names[column]
+        raise DataFormatError(
+            f"{path}, row {row}: {field} id {rows[row, column]} is outside [0, {limits[column]}) "
+            f"in (head, relation, tail) = {rows[row].tolist()}; {int(bad.size)} rows are out of range"
+        )
     return torch.from_numpy(rows)

@@ -1,4 +1,5 @@
-"""Atomic file and directory writes, so a crash or a bad input never leaves a half-written output."""
+"""Atomic file and directory writes, so a crash or a bad input never leaves a half-written output;
+and reads that, when an input is missing or damaged, name the file and the command that produces it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextlib.contextmanager
@@ -67,4 +71,45 @@ def write_json(path: str | Path, payload: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Parse a JSON file; a damaged file is reported by name, since json's own message only gives a position."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a valid JSON file ({error})") from None
+
+
+def stage_hint(stage: str) -> str:
+    """The remedy for a missing or damaged output of DVC stage `stage`, for `require_files` and friends."""
+    return f"run `dvc repro {stage}` to produce it"
+
+
+def require_files(folder: str | Path, names: Iterable[str], hint: str) -> None:
+    """Fail early, naming the folder, the missing file and how to produce it.
+
+    A stage that starts before its inputs exist would otherwise stop deep inside a loader with a bare
+    `[Errno 2]`, which says nothing about which earlier stage has not run. `hint` is the remedy, usually
+    `stage_hint(stage)`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"{folder} {what}; {hint}")
+    for name in names:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is incomplete: {name} is missing ({folder / name}); {hint}")
+
+
+def read_safetensors(path: str | Path, hint: str) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a truncated or foreign file is reported by name, with `hint` saying how to redo it.
+
+    safetensors' own error ("header too large") names neither the file nor the cure.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file  # heavy import, only where weights are read
+
+    path = Path(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({type(error).__name__}: {error}); {hint}") from None

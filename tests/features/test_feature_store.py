@@ -103,6 +103,58 @@ def test_non_finite_values_are_rejected(tmp_path: Path) -> None:
         read_feature_table(path)
 
 
+def test_nan_rows_name_the_count_and_the_first_entity(tmp_path: Path) -> None:
+    path = tmp_path / "nan.parquet"
+    vectors = [[1.0, 2.0], [3.0, 4.0], [float("nan"), 0.0], [5.0, float("nan")]]
+    _write_raw(path, [0, 1, 2, 3], vectors, [True] * 4)
+    with pytest.raises(ValueError, match=r"nan\.parquet is invalid: .*2 rows with NaN or inf .*first: row 2, entity id 2"):
+        read_feature_table(path)
+
+
+def _write_columns(path: Path, **columns: pa.Array) -> None:
+    base = {
+        "id": pa.array([0, 1], type=pa.int64()),
+        "present": pa.array([True, True]),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array([1.0, 2.0], type=pa.float32()), 1),
+    }
+    pq.write_table(pa.table({**base, **columns}), path)
+
+
+@pytest.mark.parametrize(
+    ("column", "array", "problem"),
+    [
+        ("vector", pa.FixedSizeListArray.from_arrays(pa.array([1.0, 2.0], type=pa.float64()), 1),
+         r"column 'vector' must be fixed_size_list<float32>, found fixed_size_list<\w+: double>\[1\]"),
+        ("vector", pa.FixedSizeListArray.from_arrays(pa.array([1, 2], type=pa.int64()), 1),
+         r"column 'vector' must be fixed_size_list<float32>, found fixed_size_list<\w+: int64>\[1\]"),
+        ("vector", pa.array(["1.0", "2.0"]), r"column 'vector' must be fixed_size_list<float32>, found string"),
+        ("vector", pa.array([[1.0], [2.0]], type=pa.list_(pa.float32())),
+         r"column 'vector' must be fixed_size_list<float32>, found list<\w+: float>"),
+        ("present", pa.array([1, 0], type=pa.int8()), r"column 'present' must be bool, found int8"),
+        ("id", pa.array(["0", "1"]), r"column 'id' must be integer, found string"),
+    ],
+)
+def test_wrong_column_dtype_is_rejected(tmp_path: Path, column: str, array: pa.Array, problem: str) -> None:
+    path = tmp_path / "typed.parquet"
+    _write_columns(path, **{column: array})
+    with pytest.raises(ValueError, match=rf"feature table .*typed\.parquet: {problem}"):
+        read_feature_table(path)
+
+
+def test_unreadable_file_count_round_trips(tmp_path: Path) -> None:
+    base = _table()
+    table = FeatureTable(base.vectors, base.present, "clip:tiny", num_unreadable_files=3)
+    write_feature_table(tmp_path / "image.parquet", table)
+    assert read_feature_table(tmp_path / "image.parquet").num_unreadable_files == 3
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, True])
+def test_unreadable_file_count_must_be_a_count(count: object) -> None:
+    base = _table()
+    with pytest.raises(ValueError, match="num_unreadable_files must be an int >= 0"):
+        FeatureTable(base.vectors, base.present, "x", num_unreadable_files=count)  # type: ignore[arg-type]
+
+
 def test_missing_column_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "cols.parquet"
     pq.write_table(pa.table({"id": pa.array([0], type=pa.int64())}), path)

@@ -90,7 +90,7 @@ def _assert_warned_about(record: pytest.WarningsRecorder, file_names: list[str])
 
 def _check_table(table, skipped: int, images: dict[int, list[Path]], reference: torch.Tensor) -> None:
     # reference rows: e0_a, e0_b, e2
-    assert skipped == 2
+    assert skipped == 2 and table.num_unreadable_files == 2
     assert table.num_entities == 5
     assert table.present.tolist() == [True, False, True, False, False]
     torch.testing.assert_close(table.vectors[0], reference[:2].mean(dim=0), atol=1e-5, rtol=1e-5)
@@ -182,3 +182,32 @@ def test_vit_without_pooler_weights_uses_cls_token(
     )
     assert skipped == 0
     torch.testing.assert_close(table.vectors, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_garbage_and_truncated_png_are_skipped_counted_and_recorded(
+    tmp_path: Path, write_image: Callable[..., Path], tiny_vit_dir: Path
+) -> None:
+    """Broken files never abort extraction: each is named in a warning, counted, and the count reaches the manifest."""
+    import json
+
+    from dhns.features.bundle import MANIFEST, write_feature_bundle
+
+    good = write_image(tmp_path / "img" / "0.png", seed=1)
+    garbage = tmp_path / "img" / "1.png"
+    garbage.write_bytes(b"\x89PNG but then garbage " * 4)
+    truncated = write_image(tmp_path / "img" / "2.png", seed=2)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])  # cut inside the pixel data
+    images = find_entity_images(tmp_path / "img", ["a", "b", "c"])
+    assert images == {0: [good], 1: [garbage], 2: [truncated]}
+
+    with pytest.warns(UserWarning, match="skipping unreadable image") as record:
+        table, skipped = encode_images(images, 3, backend="vit", model=str(tiny_vit_dir), show_progress=False)
+    _assert_warned_about(record, [str(garbage), str(truncated)])
+    assert skipped == 2 and table.num_unreadable_files == 2
+    assert table.present.tolist() == [True, False, False]
+    assert not table.vectors[1:].any()
+
+    write_feature_bundle(tmp_path / "features", {"image": table}, {})
+    manifest = json.loads((tmp_path / "features" / MANIFEST).read_text())
+    assert manifest["modalities"]["image"]["num_unreadable_files"] == 2
+    assert manifest["modalities"]["image"]["num_present"] == 1

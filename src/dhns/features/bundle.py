@@ -11,12 +11,14 @@ from pathlib import Path
 import torch
 
 from dhns.features.store import FeatureTable, read_feature_table, write_feature_table
-from dhns.io import atomic_directory, read_json, write_json
+from dhns.io import atomic_directory, read_json, require_files, stage_hint, write_json
 
 MANIFEST = "manifest.json"
 
 
 def write_feature_bundle(out_dir: str | Path, tables: dict[str, FeatureTable], absent: dict[str, str]) -> None:
+    """All tables plus the manifest, all or nothing; the manifest records per modality how many input files
+    were skipped as unreadable, so a dataset with many broken images shows up in review, not only in a log."""
     with atomic_directory(out_dir) as staging:
         for name, table in tables.items():
             write_feature_table(staging / f"{name}.parquet", table)
@@ -24,7 +26,12 @@ def write_feature_bundle(out_dir: str | Path, tables: dict[str, FeatureTable], a
             staging / MANIFEST,
             {
                 "modalities": {
-                    name: {"dim": table.dim, "num_present": int(table.present.sum()), "source": table.source}
+                    name: {
+                        "dim": table.dim,
+                        "num_present": int(table.present.sum()),
+                        "source": table.source,
+                        "num_unreadable_files": table.num_unreadable_files,
+                    }
                     for name, table in tables.items()
                 },
                 "absent": absent,
@@ -35,13 +42,21 @@ def write_feature_bundle(out_dir: str | Path, tables: dict[str, FeatureTable], a
 def read_feature_bundle(folder: str | Path, num_entities: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Modality name -> (vectors (N, d), present (N,)), checked against the graph's entity count."""
     folder = Path(folder)
+    hint = stage_hint("features")
+    require_files(folder, (MANIFEST,), hint)
     manifest = read_json(folder / MANIFEST)
+    modalities = manifest.get("modalities") if isinstance(manifest, dict) else None
+    if not isinstance(modalities, dict):
+        raise ValueError(f"{folder / MANIFEST}: expected an object with a 'modalities' mapping; {hint}")
+    require_files(folder, [f"{name}.parquet" for name in modalities], hint)
     features = {}
-    for name in manifest["modalities"]:
-        table = read_feature_table(folder / f"{name}.parquet")
+    for name in modalities:
+        path = folder / f"{name}.parquet"
+        table = read_feature_table(path)
         if table.num_entities != num_entities:
             raise ValueError(
-                f"{folder / (name + '.parquet')}: {table.num_entities} rows but the graph has {num_entities} entities"
+                f"{path}: {table.num_entities} rows but the graph has {num_entities} entities "
+                f"(features of another dataset or an older prepare?); {hint}"
             )
         features[name] = (table.vectors, table.present)
     return features

@@ -116,7 +116,8 @@ def encode_images(
     """Embed every entity's images and average them per entity; return the table and the number of skipped files.
 
     A dataset scraped from the web always holds a few broken files, so an unreadable image is skipped with a
-    warning instead of aborting hours of work; an entity left with no readable image is marked not present.
+    warning naming it instead of aborting hours of work; an entity left with no readable image is marked not
+    present. The skip count is also kept on the table (`num_unreadable_files`), which the manifest records.
     `backend` "clip" takes an open_clip architecture `model` and a `pretrained` tag or checkpoint file;
     "vit" takes a transformers checkpoint (hub id or folder) as `model` and ignores `pretrained`.
     """
@@ -164,7 +165,8 @@ def encode_images(
     if sums is None:
         sums = torch.zeros((num_entities, _probe_dim(encoder)), dtype=torch.float64)
     vectors = (sums / counts.clamp(min=1).unsqueeze(1)).float()  # (num_entities, dim); absent rows stay 0
-    return FeatureTable(vectors=vectors, present=present, source=source), skipped
+    table = FeatureTable(vectors=vectors, present=present, source=source, num_unreadable_files=skipped)
+    return table, skipped
 
 
 def _images_in(folder: Path) -> list[Path]:

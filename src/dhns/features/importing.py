@@ -8,6 +8,7 @@ papers that used the same files, so they are turned into the same `FeatureTable`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,13 +47,15 @@ def load_feature_file(path: Path, num_entities: int) -> FeatureTable:
         raise ValueError(f"feature file {path} has zero columns")
     if not raw.is_floating_point():
         raise ValueError(f"feature file {path} has dtype {raw.dtype}, expected a floating-point tensor")
+    if raw.layout != torch.strided:
+        raw = raw.to_dense()  # a sparse dump is still one row per entity
     vectors = raw.detach().to(dtype=torch.float32, device="cpu").contiguous()  # (num_entities, dim)
     bad_rows = ~torch.isfinite(vectors).all(dim=1)  # (num_entities,); also catches float64 overflow
     if bool(bad_rows.any()):
         first = int(bad_rows.nonzero()[0, 0])
         raise ValueError(
             f"feature file {path} has {int(bad_rows.sum())} rows with NaN or inf values as float32 "
-            f"(first: entity {first})"
+            f"(first: row {first}, entity id {first})"
         )
     present = (vectors != 0).any(dim=1)  # (num_entities,)
     return FeatureTable(vectors=vectors, present=present, source=f"import:{path.name}")
@@ -73,10 +76,19 @@ def find_import_files(import_dir: Path, dataset: str) -> dict[str, Path]:
 
 def _load_array(path: Path) -> object:
     """Read a ``.npy`` with numpy and anything else with torch, without ever unpickling arbitrary code."""
+    if path.suffix.lower() != ".npy":
+        return _read_or_explain(path, lambda: torch.load(path, map_location="cpu", weights_only=True))
+    array = _read_or_explain(path, lambda: np.load(path, allow_pickle=False))
+    if not np.issubdtype(array.dtype, np.floating):
+        # strings or records cannot become a tensor at all, so say what they are before torch tries
+        raise ValueError(f"feature file {path} has dtype {array.dtype}, expected a floating-point matrix")
+    return torch.from_numpy(array)
+
+
+def _read_or_explain(path: Path, read: Callable[[], Any]) -> Any:
+    """Run `read`, turning any failure into one line naming the file: corrupt files make unpicklers raise almost anything."""
     try:
-        if path.suffix.lower() == ".npy":
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt files make unpicklers raise almost anything
+        return read()
+    except Exception as exc:  # noqa: BLE001
         first_line = (str(exc).splitlines() or [""])[0][:300]
         raise ValueError(f"feature file {path} could not be read as a tensor: {type(exc).__name__}: {first_line}") from exc

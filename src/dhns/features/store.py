@@ -8,8 +8,8 @@ columnar so a reader turns it into one tensor through numpy buffers, without tou
 * ``present`` bool, False where the entity has no data for this modality (its vector is all zeros);
 * ``vector``  fixed_size_list<float32>[dim], one embedding per entity.
 
-What produced the table (encoder name, imported file) travels in the schema's key-value metadata,
-so a table can be traced without a side file.
+What produced the table (encoder name, imported file) and how many input files were skipped as
+unreadable travel in the schema's key-value metadata, so a table can be traced without a side file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from dhns.io import atomic_file
 
 SOURCE_KEY = b"dhns.source"
+UNREADABLE_KEY = b"dhns.num_unreadable_files"
 FORMAT_KEY = b"dhns.feature_format"
 FORMAT_VERSION = b"1"
 
@@ -41,6 +42,7 @@ class FeatureTable:
     vectors: torch.Tensor  # (num_entities, dim) float32, row i = entity id i
     present: torch.Tensor  # (num_entities,) bool, False = entity lacks this modality (row is zeros)
     source: str  # what produced it: encoder name/path or imported file
+    num_unreadable_files: int = 0  # input files (e.g. broken images) skipped while building it
 
     def __post_init__(self) -> None:
         if not isinstance(self.vectors, torch.Tensor):
@@ -49,6 +51,9 @@ class FeatureTable:
             raise ValueError(f"FeatureTable.present must be a torch.Tensor, got {type(self.present).__name__}")
         if not isinstance(self.source, str):
             raise ValueError(f"FeatureTable.source must be a str, got {type(self.source).__name__}")
+        count = self.num_unreadable_files
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"FeatureTable.num_unreadable_files must be an int >= 0, got {count!r}")
         if self.vectors.dim() != 2:
             raise ValueError(
                 f"FeatureTable.vectors must be 2-D (num_entities, dim), got shape {tuple(self.vectors.shape)}"
@@ -71,7 +76,9 @@ class FeatureTable:
         if not bool(finite_rows.all()):
             bad = int((~finite_rows).sum())
             first = int((~finite_rows).nonzero()[0, 0])
-            raise ValueError(f"FeatureTable.vectors has {bad} rows with NaN or inf values (first: entity {first})")
+            raise ValueError(
+                f"FeatureTable.vectors has {bad} rows with NaN or inf values (first: row {first}, entity id {first})"
+            )
         absent_nonzero = (~self.present.to(self.vectors.device)) & (self.vectors != 0).any(dim=1)
         if bool(absent_nonzero.any()):
             first = int(absent_nonzero.nonzero()[0, 0])
@@ -101,7 +108,11 @@ def write_feature_table(path: str | Path, table: FeatureTable) -> None:
         "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
     }
     arrow_table = pa.table(columns).replace_schema_metadata(
-        {SOURCE_KEY: table.source.encode("utf-8"), FORMAT_KEY: FORMAT_VERSION}
+        {
+            SOURCE_KEY: table.source.encode("utf-8"),
+            FORMAT_KEY: FORMAT_VERSION,
+            UNREADABLE_KEY: str(table.num_unreadable_files).encode("ascii"),
+        }
     )
     with atomic_file(path) as tmp:
         pq.write_table(arrow_table, tmp)
@@ -139,11 +150,15 @@ def read_feature_table(path: str | Path) -> FeatureTable:
         )
     metadata = arrow_table.schema.metadata or {}
     source = metadata.get(SOURCE_KEY, b"").decode("utf-8", errors="replace")
+    unreadable = metadata.get(UNREADABLE_KEY, b"0")
+    if not unreadable.isdigit():
+        raise ValueError(f"feature table {path}: metadata {UNREADABLE_KEY.decode()} is {unreadable!r}, expected a count")
     try:
         return FeatureTable(
             vectors=torch.from_numpy(vectors),
             present=torch.from_numpy(present),
             source=source,
+            num_unreadable_files=int(unreadable),
         )
     except ValueError as exc:
         raise ValueError(f"feature table {path} is invalid: {exc}") from exc

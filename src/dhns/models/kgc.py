@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from dhns.config import ModelConfig
-from dhns.io import atomic_file
+from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint
 from dhns.models.fusion import MultimodalEntityEncoder
 from dhns.models.interactions import Interaction, make_interaction
 
@@ -108,11 +108,15 @@ class KGCModel(nn.Module):
         return super().train(mode)
 
 
+MODEL_DESCRIPTION = "model.json"
+MODEL_WEIGHTS = "model.safetensors"
+
+
 def save_model(model: KGCModel, folder: str | Path, extra: dict | None = None) -> None:
     """Weights as safetensors plus the config needed to rebuild the module (features come from their stage)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_file(folder / "model.safetensors") as tmp:
+    with atomic_file(folder / MODEL_WEIGHTS) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     description = {
         "model": dataclasses.asdict(model.config),
@@ -121,7 +125,7 @@ def save_model(model: KGCModel, folder: str | Path, extra: dict | None = None) -
         "modalities": list(model.entities.modalities),
         **(extra or {}),
     }
-    with atomic_file(folder / "model.json") as tmp:
+    with atomic_file(folder / MODEL_DESCRIPTION) as tmp:
         tmp.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
 
 
@@ -129,16 +133,49 @@ def load_model(
     folder: str | Path,
     modality_features: dict[str, tuple[Tensor, Tensor]] | None,
     device: torch.device | str = "cpu",
+    hint: str | None = None,
 ) -> KGCModel:
+    """Rebuild a model written by `save_model`.
+
+    A missing or damaged folder is reported with `hint`, how to produce it (by default inferred from the
+    folder: models/pretrain -> `dvc repro pretrain`), because the usual cause is a stage run before the
+    one it depends on.
+    """
     folder = Path(folder)
-    description = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    config = ModelConfig(**description["model"])
-    wanted = set(description["modalities"])
+    hint = hint or _hint_for(folder)
+    require_files(folder, (MODEL_DESCRIPTION, MODEL_WEIGHTS), hint)
+    description = read_json(folder / MODEL_DESCRIPTION)
+    try:
+        config = ModelConfig(**description["model"])
+        wanted = set(description["modalities"])
+        num_entities, num_relations = int(description["num_entities"]), int(description["num_relations"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{folder / MODEL_DESCRIPTION}: not a model description written by save_model "
+            f"({type(error).__name__}: {error}); {hint}"
+        ) from None
     features = {name: value for name, value in (modality_features or {}).items() if name in wanted}
     if set(features) != wanted:
         raise ValueError(
             f"{folder}: the model was trained with modalities {sorted(wanted)} but features provide {sorted(features)}"
         )
-    model = KGCModel(config, description["num_entities"], description["num_relations"], features)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model = KGCModel(config, num_entities, num_relations, features)
+    state = read_safetensors(folder / MODEL_WEIGHTS, hint)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        # torch's first line is a generic heading; the first concrete mismatch is on the next one
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines or [""])[0]
+        raise ValueError(
+            f"{folder / MODEL_WEIGHTS}: weights do not fit the model described in {MODEL_DESCRIPTION} "
+            f"({detail}); {hint}"
+        ) from None
     return model.to(device)
+
+
+def _hint_for(folder: Path) -> str:
+    """How a model folder is made: models/pretrain and models/train are named after the stage writing them."""
+    if folder.name in ("pretrain", "train"):
+        return stage_hint(folder.name)
+    return "it is written by save_model (`dvc repro pretrain` or `dvc repro train`)"
