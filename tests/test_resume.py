@@ -250,6 +250,7 @@ def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -
     resumed = start_stage(interrupted, "pretrain")
     _, resumed_log = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, resumed_log
+    assert "%|" not in resumed_log and "epoch/s" not in resumed_log  # progress bars stay quiet in logs
     assert f"resuming from checkpoints/pretrain/{CHECKPOINT_FILE} (epoch {killed_at})" in resumed_log
     uninterrupted = start_stage(reference, "pretrain")
     _, reference_log = uninterrupted.communicate(timeout=300)
@@ -261,3 +262,4 @@ def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -
         assert not (root / "checkpoints" / "pretrain").exists()  # removed once the outputs are written
     metrics = [json.loads((root / "metrics" / "pretrain.json").read_text()) for root in (reference, interrupted)]
     assert metrics[0]["valid"] == metrics[1]["valid"] and metrics[0]["best_epoch"] == metrics[1]["best_epoch"]
+

@@ -308,4 +308,4 @@ def _progress(bounds: list[tuple[int, int]], show: bool) -> Iterator[tuple[int, 
                 logger.info("evaluating chunk %d/%d", i + 1, len(bounds))
             yield bound
         return
-    yield from tqdm(bounds, desc="evaluating", unit="chunk")
+    yield from tqdm(bounds, desc="evaluating", unit="chunk", disable=None)  # None: quiet when not a terminal
