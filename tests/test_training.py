@@ -110,3 +110,40 @@ def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_thread
 
     first, second = run(), run()
     assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_precision_context_switches_matmuls_only_inside_the_step():
+    from dhns.training import precision_context
+
+    layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
+    with precision_context("bf16", torch.device("cpu")):
+        assert layer(x).dtype == torch.bfloat16
+    with precision_context("fp32", torch.device("cpu")):
+        assert layer(x).dtype == torch.float32
+    assert layer(x).dtype == torch.float32
+
+
+def test_bf16_training_matches_fp32_within_noise():
+    """bf16 autocast changes rounding, not what is learned: same fit, close losses (CPU autocast here).
+
+    Text features make the fusion's projection a matmul that autocast runs in bf16.
+    """
+    triples = functional_graph(12, 2)
+    num_entities = 12 * 3
+    text = (torch.randn(num_entities, 24, generator=torch.Generator().manual_seed(1)),
+            torch.ones(num_entities, dtype=torch.bool))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = KGCModel(ModelConfig(name="distmult", embedding_dim=16, margin=0.0), num_entities, 2, {"text": text})
+        config = PretrainConfig(sampler="self_adversarial", num_negatives=8, batch_size=12, kgc_lr=0.05,
+                                num_epochs=60, eval_every=60, patience=0, precision=precision)
+        sampler = make_sampler(config.sampler, triples, num_entities, 2, config.num_negatives)
+        index = build_filter_index(triples, num_entities)
+        result = train_kgc(model, triples, triples, index, sampler, config, seed=0)
+        results[precision] = (evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"],
+                              result.history[-1]["loss"])
+    (mrr32, loss32), (mrr16, loss16) = results["fp32"], results["bf16"]
+    assert mrr32 > 0.8 and abs(mrr32 - mrr16) < 0.1, results
+    assert abs(loss32 - loss16) < 0.2 * loss32 + 0.02, results
+    assert loss32 != loss16  # bf16 really ran: rounding differs

@@ -22,6 +22,7 @@ SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial")
 TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
+PRECISIONS = ("fp32", "tf32", "bf16")
 IMAGE_BACKENDS = ("clip", "vit")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
@@ -88,12 +89,14 @@ class PretrainConfig:
     max_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this; 0 = no clipping
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
     num_processes: int = 1  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
+    precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls) | bf16 (autocast) for the training steps
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
 
     def _check_common(self, section: str, samplers: tuple[str, ...]) -> None:
         _check_choice(section, "sampler", self.sampler, samplers)
+        _check_choice(section, "precision", self.precision, PRECISIONS)
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
                     "num_processes"):
             _check_positive(section, key, getattr(self, key))
@@ -160,9 +163,11 @@ class DiffusionConfig:
     report_triples: int = 500  # validation triples used for the hardness report
     max_grad_norm: float = 0.0  # clip the denoisers' gradient norm to this; 0 = no clipping
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/diffusion; 0 = none
+    precision: str = "fp32"  # fp32 | tf32 | bf16 for the denoisers' training steps
 
     def __post_init__(self) -> None:
         _check_choice("diffusion", "loss", self.loss, DIFFUSION_LOSSES)
+        _check_choice("diffusion", "precision", self.precision, PRECISIONS)
         for key in ("max_grad_norm", "checkpoint_every"):
             _check_positive("diffusion", key, getattr(self, key), allow_zero=True)
         for key in ("num_diffusion_steps", "beta_start", "beta_end", "hidden_multiplier", "num_epochs",

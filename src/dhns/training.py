@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -11,7 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -210,7 +211,8 @@ def _make_step(
     """The per-batch update: plain on one process; on several, this rank's shard through DDP."""
     if not parallel.active:
         return lambda positives: train_step(model, optimizer, sampler, positives, sample_rng, temperature,
-                                            config.regularization, extra, max_grad_norm=config.max_grad_norm)
+                                            config.regularization, extra, max_grad_norm=config.max_grad_norm,
+                                            precision=config.precision)
     if getattr(extra, "joint_generator", False):
         raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
                          "(each rank would update its own generator)")
@@ -222,9 +224,10 @@ def _make_step(
         local = shard(positives, parallel)
         # DDP averages gradients over ranks; scaling by the shard's share makes that the global batch mean
         scale = local.shape[0] * parallel.world_size / positives.shape[0]
-        loss = replicated(local, sample_rng, scale)
+        with precision_context(config.precision, local.device):
+            loss = replicated(local, sample_rng, scale)
         apply_gradients(loss, optimizer, model.parameters(), config.max_grad_norm)
-        return loss.detach()
+        return loss.detach().float()
 
     return step
 
@@ -297,6 +300,26 @@ class BatchLoss(torch.nn.Module):
                                   self.regularization, self.extra)
 
 
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device) -> Iterator[None]:
+    """fp32 as is; tf32: CUDA matmuls on TF32 tensor cores; bf16: autocast (matmuls in bf16, sums in fp32).
+
+    Scoped to the training step's forward pass, so evaluation always ranks with fp32 scores.
+    """
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and device.type == "cuda":
+        previous = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = previous
+    else:
+        yield
+
+
 def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[Tensor],
                     max_grad_norm: float = 0.0) -> None:
     """Backward, optional global-norm clipping, optimiser step (no host sync)."""
@@ -318,13 +341,15 @@ def train_step(
     extra: ExtraObjective | None = None,
     *,
     max_grad_norm: float = 0.0,
+    precision: str = "fp32",
 ) -> Tensor:
-    """One optimiser step on one batch; returns the detached loss (no host sync)."""
-    loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra)
+    """One optimiser step on one batch; returns the detached fp32 loss (no host sync)."""
+    with precision_context(precision, positives.device):
+        loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra)
     apply_gradients(loss, optimizer, model.parameters(), max_grad_norm)
     if extra is not None:
         extra.after_step(model, positives, generator)
-    return loss.detach()
+    return loss.detach().float()
 
 
 def write_curve(path: Path, history: list[dict], columns: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ from dhns.checkpoint import Checkpointing, check_finite, fingerprint, restore_rn
 from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.models.kgc import KGCModel
-from dhns.training import apply_gradients
+from dhns.training import apply_gradients, precision_context
 
 Tensor = torch.Tensor
 
@@ -25,11 +25,13 @@ def generator_step(
     rng: torch.Generator | None = None,
     *,
     max_grad_norm: float = 0.0,
+    precision: str = "fp32",
 ) -> Tensor:
     """One update of the denoisers only: the KGC model's views reach the loss detached."""
-    loss = generator.loss(model, triples, loss_type=loss_type, generator=rng)
+    with precision_context(precision, triples.device):
+        loss = generator.loss(model, triples, loss_type=loss_type, generator=rng)
     apply_gradients(loss, optimizer, generator.parameters(), max_grad_norm)
-    return loss.detach()
+    return loss.detach().float()
 
 
 def train_generator(
@@ -63,7 +65,8 @@ def train_generator(
     generator.train()
 
     def step(batch: Tensor) -> Tensor:
-        return generator_step(generator, model, optimizer, batch, config.loss, rng, max_grad_norm=config.max_grad_norm)
+        return generator_step(generator, model, optimizer, batch, config.loss, rng, max_grad_norm=config.max_grad_norm,
+                              precision=config.precision)
 
     for epoch in tqdm(range(len(history) + 1, config.num_epochs + 1), desc="diffusion", unit="epoch", disable=None,
                       initial=len(history), total=config.num_epochs):
