@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 SAMPLERS ?= uniform bernoulli self_adversarial dhns
 SEEDS ?= 0 1 2
 
-.PHONY: install repro test compare-run compare clean-venv
+.PHONY: install repro test compare-run compare clean-venv push pull bench
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,16 @@ compare: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Every cached artifact to / from the DVC remote (default: the folder ../dhns-dvc-storage; see README).
+push: $(STAMP) .git
+	$(BIN)/dvc push
+
+pull: $(STAMP) .git
+	$(BIN)/dvc pull
+
+# Seconds per epoch, denoiser FLOP/s, evaluation time and memory of the reference config (src/dhns/bench.py);
+# e.g. make bench BENCH_ARGS="--batches 2 --eval", or BENCH_ARGS="--stages none --sweep --plot plots/bench/sweep.csv".
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m dhns.bench $(BENCH_ARGS)
