@@ -51,6 +51,7 @@ def project(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
     run(["dvc", "config", "core.analytics", "false"], root)
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")  # custom plot templates
     return root
 
 
@@ -77,6 +78,11 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert set(diffusion["levels"]) == {"structural", "text"}
     assert set(diffusion["levels"]["text"]["tail"]) >= {"step_0", "step_5", "step_10", "easy_to_hard_ordered"}
     assert json.loads((project / "metrics" / "train.json").read_text())["sampler"] == "dhns"
+    rendered = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    assert {"plots/pretrain/valid.csv", "plots/train/loss.csv", "plots/diffusion/hardness.csv"} <= set(rendered)
+    hardness = rendered["plots/diffusion/hardness.csv"][0]["content"]  # the custom template in .dvc/plots
+    assert hardness["facet"]["field"] == "view" and hardness["spec"]["encoding"]["color"]["field"] == "steps_left"
+    assert {row["steps_left"] for row in hardness["data"]["values"]} == {"0", "5", "10"}
     manifest = json.loads((project / "data" / "features" / "manifest.json").read_text())
     assert "text" in manifest["modalities"] and "image" in manifest["absent"]
     run(["git", "add", "-A"], project)
