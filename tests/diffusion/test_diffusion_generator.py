@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from dhns.config import DiffusionConfig, ModelConfig, PretrainConfig
-from dhns.diffusion.generator import build_generator, level_scales, load_generator, save_generator
+from dhns.diffusion.generator import (
+    build_generator,
+    level_scales,
+    level_views,
+    load_generator,
+    save_generator,
+    side_conditions,
+)
 from dhns.diffusion.report import hardness_report
 from dhns.diffusion.training import generator_step, train_generator
 from dhns.evaluation import build_filter_index
@@ -89,6 +96,59 @@ def test_generated_negatives_order_from_easy_to_hard_on_a_toy_graph():
             assert entries["easy_to_hard_ordered"], (level, side, entries)
         structural = report["levels"]["structural"][side]
         assert structural["step_0"]["mean_distance"] < 0.7 * structural["step_50"]["mean_distance"]
+
+
+def untrained_model(name: str, with_text: bool) -> tuple[KGCModel, torch.Tensor]:
+    """Enough for exactness checks, which need no training."""
+    torch.manual_seed(0)
+    triples, num_entities = toy_graph()
+    present = torch.ones(num_entities, dtype=torch.bool)
+    features = {"text": (torch.randn(num_entities, 6), present)} if with_text else None
+    return KGCModel(ModelConfig(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features), triples
+
+
+@pytest.mark.parametrize("with_text", [True, False])
+def test_generate_equals_per_level_plain_chains_with_the_documented_noise_order(with_text):
+    # All levels run as one (L, 2B, w) chain; replay it level by level with the plain forward and the random
+    # numbers in the order `generate` documents. With one level that order is the earlier per-level loop's.
+    model, triples = untrained_model("distmult", with_text)
+    generator = build_generator(model, num_steps=6, beta_start=1e-4, beta_end=0.02)
+    batch, keep_steps = 5, [0, 2, 6]
+    out = generator.generate(model, triples[:batch], keep_steps, generator=torch.Generator().manual_seed(4))
+    assert list(out) == list(generator.levels) == (["structural", "text"] if with_text else ["structural"])
+
+    replay = torch.Generator().manual_seed(4)
+    diffusion, width = generator.diffusion, generator.width
+    heads, tails = level_views(model, triples[:batch, 0]), level_views(model, triples[:batch, 2])
+    conditions = []
+    for level in generator.levels:
+        sides = side_conditions(model, triples[:batch], heads[level], tails[level])
+        conditions.append(torch.cat([sides["head"], sides["tail"]]) / generator.scale(level))  # (2B, w)
+    states = list(torch.randn(len(generator.levels), 2 * batch, width, generator=replay))  # x_T, (2B, w) each
+    expected = {level: {6: states[i]} for i, level in enumerate(generator.levels)}
+    for t in range(5, -1, -1):
+        noise = torch.randn(len(generator.levels), 2 * batch, width, generator=replay) if t > 0 else None
+        sigma = torch.exp(0.5 * diffusion.posterior_log_variance_clipped[t])
+        for i, level in enumerate(generator.levels):
+            with torch.no_grad():
+                plain = generator.denoisers[level]
+                mean = diffusion.p_mean(lambda x, s, c, d=plain: d(x, s, c), states[i], t, conditions[i])
+            states[i] = mean if noise is None else mean + sigma * noise[i]
+            expected[level][t] = states[i]
+    for level in generator.levels:
+        scale = generator.scale(level)
+        for k in keep_steps:
+            torch.testing.assert_close(out[level]["head"][k], expected[level][k][:batch] * scale, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(out[level]["tail"][k], expected[level][k][batch:] * scale, rtol=1e-4, atol=1e-5)
+
+
+def test_generator_keeps_one_separately_trainable_denoiser_per_level():
+    model, _ = untrained_model("transe", with_text=True)
+    generator = build_generator(model, num_steps=4, beta_start=1e-4, beta_end=0.02)
+    stack = generator.denoiser_stack()
+    assert [id(d) for d in stack.denoisers] == [id(generator.denoisers[level]) for level in generator.levels]
+    saved_levels = {key.split(".")[1] for key in generator.state_dict() if key.startswith("denoisers.")}
+    assert saved_levels == {"structural", "text"}  # the checkpoint layout: denoisers.<level>.<parameter>
 
 
 def test_generator_checkpoint_round_trip(tmp_path):

@@ -9,6 +9,9 @@ the generator never sends a gradient into the KGC model.
 Diffusion runs in a standardised space: each level's vectors are divided by that level's entity-table
 standard deviation, so the N(0, I) noise of the schedule is on the data's scale whatever the scorer's
 initialisation, and samples are scaled back before use.
+
+Sampling runs all levels and both sides as one chain of (L, 2B, w) states, one batched denoiser call per
+reverse step (`DenoiserStack`); each level keeps its own denoiser module, trained and saved on its own.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from dhns.diffusion.denoiser import ConditionalDenoiser
+from dhns.diffusion.denoiser import ConditionalDenoiser, DenoiserStack
 from dhns.diffusion.schedule import GaussianDiffusion
 from dhns.io import atomic_file
 from dhns.models.kgc import KGCModel
@@ -94,21 +97,32 @@ class HierarchicalGenerator(nn.Module):
                  generator: torch.Generator | None = None) -> dict[str, dict[str, dict[int, Tensor]]]:
         """Hierarchical negatives: result[level][side][k] is (B, w), the state with k denoising steps left.
 
-        Head and tail chains of one level run as one batch of 2B rows (independent chains, one call).
+        Every level's head and tail chains run as one (L, 2B, w) chain: independent chains, one batched
+        denoiser call per step. Random numbers, all from `generator`: the start x_T as one (L, 2B, w) draw,
+        then one (L, 2B, w) draw per step, each ordered level by level (in `levels` order), head rows
+        before tail rows. A fixed seed gives fixed negatives; with one level the stream is the one the
+        earlier per-level loop drew, with several it differs (same distribution).
         """
         heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
-        result: dict[str, dict[str, dict[int, Tensor]]] = {}
         batch = triples.shape[0]
+        stacked = []
         for level in self.levels:
             conditions = side_conditions(model, triples, heads[level], tails[level])
-            scale = self.scale(level)
-            stacked = torch.cat([conditions["head"], conditions["tail"]]) / scale  # (2B, w)
-            states = self.diffusion.sample_chain(self.denoisers[level], stacked, keep_steps, generator=generator)
-            result[level] = {
-                "head": {k: state[:batch] * scale for k, state in states.items()},
-                "tail": {k: state[batch:] * scale for k, state in states.items()},
+            stacked.append(torch.cat([conditions["head"], conditions["tail"]]))  # (2B, w)
+        scales = self.scales[:, None, None]  # (L, 1, 1)
+        states = self.diffusion.sample_chain(self.denoiser_stack(), torch.stack(stacked) / scales, keep_steps,
+                                             generator=generator)  # k -> (L, 2B, w)
+        return {
+            level: {
+                "head": {k: state[index, :batch] * scales[index] for k, state in states.items()},
+                "tail": {k: state[index, batch:] * scales[index] for k, state in states.items()},
             }
-        return result
+            for index, level in enumerate(self.levels)
+        }
+
+    def denoiser_stack(self) -> DenoiserStack:
+        """The levels' denoisers, in `levels` order, as one batched denoiser for sampling."""
+        return DenoiserStack([self.denoisers[level] for level in self.levels])
 
 
 def level_scales(model: KGCModel) -> dict[str, float]:
@@ -148,10 +162,14 @@ def save_generator(generator: HierarchicalGenerator, folder: str | Path) -> None
 
 
 def load_generator(folder: str | Path, device: torch.device | str = "cpu") -> HierarchicalGenerator:
+    from dhns.io import read_json, read_safetensors, require_files, stage_hint
+
     folder = Path(folder)
-    description = json.loads((folder / "generator.json").read_text(encoding="utf-8"))
+    hint = stage_hint("diffusion")
+    require_files(folder, ("generator.json", "generator.safetensors"), hint)  # names the stage when missing
+    description = read_json(folder / "generator.json")
     diffusion = GaussianDiffusion(description["num_diffusion_steps"], description["beta_start"], description["beta_end"])
     generator = HierarchicalGenerator(description["levels"], description["width"], diffusion,
                                       description["scales"], description["hidden_multiplier"])
-    generator.load_state_dict(load_file(str(folder / "generator.safetensors")))
+    generator.load_state_dict(read_safetensors(folder / "generator.safetensors", hint))
     return generator.to(device).eval()

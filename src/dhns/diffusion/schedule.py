@@ -7,12 +7,16 @@ Index convention (0-based, as in improved-diffusion): timestep t in [0, T-1] lab
 `alphas_cumprod[t]`; q_sample(x0, t) is x0 after t + 1 applications of the one-step kernel
 q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I). A reverse step at t consumes a state at
 level t and returns one at level t - 1, and the step at t = 0 returns the clean sample.
+
+The reverse process binds the condition to the denoiser once per chain (`bind_condition`): a denoiser that
+offers `prepare(condition)` then precomputes everything that depends only on the condition, and the states
+may carry leading axes (a `DenoiserStack` samples all semantic levels as one (L, N, d) chain).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import torch
@@ -24,9 +28,40 @@ LOSS_TYPES = ("l1", "l2")
 
 
 class Denoiser(Protocol):
-    """Anything that predicts the noise in x_t: (B, d) states, (B,) long steps, (B, d) conditions."""
+    """Anything that predicts the noise in x_t: (..., B, d) states, (B,) long steps, (..., B, d) conditions."""
 
     def __call__(self, x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor: ...
+
+
+NoisePredictor = Callable[[Tensor, int], Tensor]
+"""A denoiser with its condition bound: (..., d) states and one step t shared by all rows -> (..., d) noise."""
+
+
+class PreparableDenoiser(Protocol):
+    """A denoiser that can bind a condition for a whole chain (ConditionalDenoiser, DenoiserStack)."""
+
+    def prepare(self, condition: Tensor) -> NoisePredictor: ...
+
+
+AnyDenoiser = Denoiser | PreparableDenoiser
+
+
+def bind_condition(denoiser: AnyDenoiser, condition: Tensor) -> NoisePredictor:
+    """The reverse process's view of a denoiser: predict(x_t, t) with the condition fixed.
+
+    Without autograd (as in every chain) this is `denoiser.prepare(condition)` where that exists: exact up
+    to float rounding, and sampling-only. Otherwise the denoiser is called as in training, with a (B,)
+    tensor of the step, so gradients follow the caller's grad mode.
+    """
+    prepare = getattr(denoiser, "prepare", None)
+    if callable(prepare) and not torch.is_grad_enabled():
+        return prepare(condition)
+
+    def predict(x_t: Tensor, t: int) -> Tensor:
+        steps = torch.full(x_t.shape[-2:-1], t, dtype=torch.long, device=x_t.device)  # (B,): one per row
+        return denoiser(x_t, steps, condition)
+
+    return predict
 
 
 def _per_row(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
@@ -124,21 +159,21 @@ class GaussianDiffusion(nn.Module):
 
     # ----- reverse process -------------------------------------------------------------------------
 
-    def p_mean(self, denoiser: Denoiser, x_t: Tensor, t: int, condition: Tensor) -> Tensor:
+    def p_mean(self, denoiser: AnyDenoiser, x_t: Tensor, t: int, condition: Tensor) -> Tensor:
         """Mean of p(x_{t-1} | x_t): (x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(alpha_t).
 
         This is the posterior mean with x0 replaced by its noise-based estimate, in a form that needs no
         x0 clipping (embeddings are unbounded, unlike images).
         """
-        steps = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)  # (B,)
-        predicted_noise = denoiser(x_t, steps, condition)  # (B, d)
-        return _per_row(self.sqrt_recip_alphas, steps, x_t) * (
-            x_t - _per_row(self.noise_coef, steps, x_t) * predicted_noise
-        )
+        return self._reverse_mean(bind_condition(denoiser, condition), x_t, t)
+
+    def _reverse_mean(self, predict: NoisePredictor, x_t: Tensor, t: int) -> Tensor:
+        predicted_noise = predict(x_t, t)  # (..., d)
+        return self.sqrt_recip_alphas[t].to(x_t.dtype) * (x_t - self.noise_coef[t].to(x_t.dtype) * predicted_noise)
 
     def p_sample(
         self,
-        denoiser: Denoiser,
+        denoiser: AnyDenoiser,
         x_t: Tensor,
         t: int,
         condition: Tensor,
@@ -151,15 +186,18 @@ class GaussianDiffusion(nn.Module):
         """
         if not 0 <= t < self.num_steps:
             raise ValueError(f"t must be in [0, {self.num_steps - 1}], got {t}")
-        mean = self.p_mean(denoiser, x_t, t, condition)
+        return self._reverse_step(bind_condition(denoiser, condition), x_t, t, generator)
+
+    def _reverse_step(self, predict: NoisePredictor, x_t: Tensor, t: int, generator: torch.Generator | None) -> Tensor:
+        mean = self._reverse_mean(predict, x_t, t)
         if t == 0:
             return mean
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)  # (B, d)
+        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)  # (..., d)
         return mean + torch.exp(0.5 * self.posterior_log_variance_clipped[t]).to(x_t.dtype) * noise
 
     def iterate_chain(
         self,
-        denoiser: Denoiser,
+        denoiser: AnyDenoiser,
         condition: Tensor,
         generator: torch.Generator | None = None,
         x_start: Tensor | None = None,
@@ -170,6 +208,10 @@ class GaussianDiffusion(nn.Module):
         reverse step at timestep k, i.e. a state at noise level `alphas_cumprod[k - 1]` for k >= 1, and the
         clean sample for k = 0. Every step runs without autograd, but grad mode is switched off only
         around each step, never across a `yield`, so the caller's own code between steps is unaffected.
+
+        The condition is bound once (`bind_condition`). Random numbers: x_T (unless given) is one draw of
+        condition's shape, then each step t >= 1 draws one more of that shape; leading axes such as a
+        DenoiserStack's levels are part of each draw.
         """
         if x_start is None:
             x = torch.randn(condition.shape, generator=generator, device=condition.device, dtype=condition.dtype)
@@ -177,15 +219,17 @@ class GaussianDiffusion(nn.Module):
             if x_start.shape != condition.shape:
                 raise ValueError(f"x_start has shape {tuple(x_start.shape)}, condition {tuple(condition.shape)}")
             x = x_start.detach()
-        yield self.num_steps, x  # (B, d)
+        with torch.no_grad():
+            predict = bind_condition(denoiser, condition)
+        yield self.num_steps, x  # (..., d)
         for t in range(self.num_steps - 1, -1, -1):
             with torch.no_grad():
-                x = self.p_sample(denoiser, x, t, condition, generator)  # (B, d)
+                x = self._reverse_step(predict, x, t, generator)  # (..., d)
             yield t, x
 
     def sample_chain(
         self,
-        denoiser: Denoiser,
+        denoiser: AnyDenoiser,
         condition: Tensor,
         keep_steps: Sequence[int],
         generator: torch.Generator | None = None,
