@@ -54,8 +54,9 @@ push: $(STAMP) .git
 pull: $(STAMP) .git
 	$(BIN)/dvc pull
 
-# Seconds per epoch, denoiser FLOP/s, evaluation time and memory of the reference config (src/dhns/bench.py);
-# e.g. make bench BENCH_ARGS="--batches 2 --eval", or BENCH_ARGS="--stages none --sweep --plot plots/bench/sweep.csv".
-BENCH_ARGS ?=
+# Seconds per epoch, denoiser FLOP/s, evaluation time, memory and the 10k/100k/1M scaling sweep of the
+# reference config (src/dhns/bench.py; `python -m dhns.bench --help`). Whole epochs take hours on a CPU:
+# there use e.g. BENCH_ARGS="--batches 2 --eval --sweep --sweep-batches 5 --threads 1 --json bench.json".
+BENCH_ARGS ?= --eval --sweep
 bench: $(STAMP)
 	$(BIN)/python -m dhns.bench $(BENCH_ARGS)

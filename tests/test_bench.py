@@ -1,0 +1,99 @@
+"""The benchmark runs end to end on a tiny graph, reports every figure, and its sweep graphs are well formed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from dhns import bench
+from dhns.diffusion.denoiser import ConditionalDenoiser
+
+TINY = ["--dataset", "synthetic:300:40:4", "--model", "distmult", "--dim", "8", "--batch-size", "100",
+        "--num-negatives", "4", "--diffusion-steps", "5", "--modalities", "text:6,image:5", "--device", "cpu",
+        "--batches", "2", "--warmup", "1", "--threads", "1"]
+
+
+def _positive(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_report_has_every_figure(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    out = tmp_path / "bench.json"
+    assert bench.main(TINY + ["--eval", "--json", str(out)]) == 0
+    assert torch.get_num_threads() == threads  # --threads is restored afterwards
+    report = capsys.readouterr().out
+    for label in ("hardware:", "config:", "pretrain", "diffusion", "train (dhns)", "denoiser (generate alone)",
+                  "measured fp32 matmul peak", "evaluation:", "peak host RSS", "extrapolated"):
+        assert label in report, label
+    result = json.loads(out.read_text())
+    stages = result["stages"]
+    assert set(stages["levels"]) == {"structural", "text", "image"}
+    for phase in ("pretrain", "diffusion", "train"):
+        row = stages[phase]
+        assert row["measured_batches"] == 2 and row["batches_per_epoch"] == 3 and row["extrapolated"]
+        for key in ("seconds_per_epoch", "measured_seconds", "triples_per_second", "peak_host_rss_mib"):
+            assert _positive(row[key]), (phase, key)
+        assert row["seconds_per_epoch"] == pytest.approx(row["measured_seconds"] * 300 / 200)
+    assert math.isfinite(stages["pretrain"]["mean_loss"]) and math.isfinite(stages["train"]["mean_loss"])
+    generation = stages["generation"]
+    assert generation["denoiser_calls_per_chain"] == 5  # T = 5: the weighted levels reach step 0
+    assert _positive(generation["flops_per_second"]) and _positive(generation["seconds_per_batch"])
+    assert _positive(result["peaks"]["measured_fp32_matmul_flops"])
+    evaluation = result["evaluation"]
+    assert evaluation["test_triples"] == 30 and _positive(evaluation["seconds"])
+    assert result["hardware"]["torch_threads"] == 1 and result["hardware"]["torch"] == torch.__version__
+
+
+def test_synthetic_graph_has_exactly_n_distinct_valid_triples():
+    graph = bench.synthetic_graph(1500, num_entities=60, num_relations=3, seed=1)
+    assert graph.train.shape == (1500, 3) and graph.valid.shape == (150, 3) and graph.test.shape == (150, 3)
+    everything = graph.all_triples()
+    assert torch.unique(everything, dim=0).shape[0] == everything.shape[0]  # distinct and splits disjoint
+    assert int(everything[:, [0, 2]].min()) >= 0 and int(everything[:, [0, 2]].max()) < 60
+    assert int(everything[:, 1].min()) >= 0 and int(everything[:, 1].max()) < 3
+    with pytest.raises(ValueError, match="do not fit"):
+        bench.synthetic_graph(100, num_entities=3, num_relations=2)
+
+
+def test_sweep_has_one_row_per_size(tmp_path, capsys):
+    csv_path = tmp_path / "sweep.csv"
+    args = TINY + ["--stages", "none", "--sweep", "--sweep-sizes", "1000,2000", "--sweep-entities", "100",
+                   "--sweep-batches", "3", "--plot", str(csv_path), "--json", str(tmp_path / "s.json")]
+    assert bench.main(args) == 0
+    sweep = json.loads((tmp_path / "s.json").read_text())["sweep"]
+    assert [row["triples"] for row in sweep["rows"]] == [1000, 2000]
+    assert all(_positive(row["seconds_per_1k_triples"]) for row in sweep["rows"])
+    assert _positive(sweep["spread"]) and isinstance(sweep["linear"], bool)
+    assert len(csv_path.read_text().strip().splitlines()) == 3  # header + one row per size
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1,000") or
+             line.startswith("| 2,000")]
+    assert len(table) == 2
+
+
+def test_analytic_denoiser_flops_match_its_linear_layers():
+    denoiser = ConditionalDenoiser(12, hidden_multiplier=3)
+    per_row, time_mlp = bench.denoiser_flops_per_row(12, 3)
+    linear = [m for m in denoiser.modules() if isinstance(m, torch.nn.Linear)]
+    assert per_row + time_mlp == sum(2 * m.in_features * m.out_features for m in linear)
+
+
+@pytest.mark.parametrize("spec, expected", [("text:384,image:383", (("text", 384), ("image", 383))),
+                                            ("none", ()), ("", ())])
+def test_parse_modalities(spec, expected):
+    assert bench.parse_modalities(spec) == expected
+
+
+@pytest.mark.parametrize("args", [["--modalities", "text"], ["--stages", "pretrain,nope"], ["--dim", "0"],
+                                  ["--dataset", "synthetic:x"]])
+def test_bad_options_are_rejected(args, capsys):
+    assert bench.main(args) == 2
+    assert "dhns.bench:" in capsys.readouterr().err
+
+
+def test_hardness_levels_follow_t():
+    assert [level.step for level in bench.hardness_levels_for(50)] == [0, 5, 6, 12, 25]
+    assert [level.step for level in bench.hardness_levels_for(20)] == [0, 2, 2, 5, 10]
