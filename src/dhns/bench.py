@@ -37,6 +37,7 @@ import torch
 
 from dhns.config import (
     MODEL_NAMES,
+    PRECISIONS,
     DiffusionConfig,
     HardnessLevel,
     ModelConfig,
@@ -47,10 +48,11 @@ from dhns.data import KnowledgeGraph, read_openke_benchmark
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
 from dhns.diffusion.training import generator_step
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
+from dhns.host import keep_freed_memory
 from dhns.models.kgc import KGCModel
 from dhns.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
-from dhns.training import ADVERSARIAL_SAMPLERS, resolve_device, train_step
+from dhns.training import ADVERSARIAL_SAMPLERS, precision_context, resolve_device, train_step
 
 Tensor = torch.Tensor
 STAGES = ("pretrain", "diffusion", "train")
@@ -89,6 +91,8 @@ class BenchConfig:
     sweep_dhns: bool = False  # also time the dhns step in the sweep
     threads: int | None = None  # torch CPU threads; None = torch's default
     seed: int = 0
+    precision: str = "fp32"  # fp32 | tf32 | bf16: the training steps' and the chain's precision (params' `precision`)
+    keep_freed_memory: bool = True  # on CPU, as the stages do: glibc keeps freed large buffers (dhns.host)
 
     def __post_init__(self) -> None:
         parse_synthetic(self.dataset)  # a malformed synthetic spec fails here, before any work
@@ -105,6 +109,8 @@ class BenchConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         if self.warmup < 0:
             raise ValueError(f"--warmup must be >= 0, got {self.warmup}")
         if self.sweep and (not self.sweep_sizes or min(self.sweep_sizes) < 1):
@@ -388,7 +394,8 @@ def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, sampler_name:
     model.train()
 
     def step(batch: Tensor, rng: torch.Generator) -> Tensor:
-        return train_step(model, optimizer, sampler, batch, rng, temperature, regularization, extra)
+        return train_step(model, optimizer, sampler, batch, rng, temperature, regularization, extra,
+                          precision=config.precision)
 
     timing = time_epoch(step, train, config.batch_size, batches, config.warmup, device, config.seed)
     return {**timing, "sampler": sampler_name, "sampler_setup_seconds": setup}
@@ -419,7 +426,7 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         optimizer = torch.optim.Adam(generator.parameters(), lr=diffusion.generator_lr)
 
         def diffusion_step(batch: Tensor, rng: torch.Generator) -> Tensor:
-            return generator_step(generator, model, optimizer, batch, diffusion.loss, rng)
+            return generator_step(generator, model, optimizer, batch, diffusion.loss, rng, precision=config.precision)
 
         timing = time_epoch(diffusion_step, train, config.batch_size, config.batches, config.warmup, device,
                             config.seed)
@@ -448,8 +455,11 @@ def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model
     device = model.device
     model.eval()
     generator.eval()
-    timing = time_epoch(lambda batch, rng: generator.generate(model, batch, keep_steps, generator=rng), train,
-                        config.batch_size, config.batches, config.warmup, device, config.seed)
+    def generate(batch: Tensor, rng: torch.Generator) -> Any:
+        with precision_context(config.precision, device):
+            return generator.generate(model, batch, keep_steps, generator=rng)
+
+    timing = time_epoch(generate, train, config.batch_size, config.batches, config.warmup, device, config.seed)
     model.train()
     flops = chain_flops(generator, config.batch_size, keep_steps)
     # Every batch but possibly the last is full; FLOPs scale with rows, so use triples measured.
@@ -717,6 +727,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | N
     parser.add_argument("--sweep-dhns", action="store_true", help="also time the dhns step in the sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator as is (the stages make it keep freed memory on CPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     parser.add_argument("--plot", type=Path, default=None, help="write the sweep as CSV here (for dvc plots)")
     args = parser.parse_args(argv)
@@ -728,7 +742,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | N
         stages=stages, eval=args.eval, eval_batch_size=args.eval_batch_size, sweep=args.sweep,
         sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=args.sweep_entities,
         sweep_relations=args.sweep_relations, sweep_batches=args.sweep_batches, sweep_dhns=args.sweep_dhns,
-        threads=args.threads, seed=args.seed,
+        threads=args.threads, seed=args.seed, precision=args.precision,
+        keep_freed_memory=not args.default_allocator,
     )
     return config, args.json, args.plot
 
@@ -739,6 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"dhns.bench: {err}", file=sys.stderr)
         return 2
+    if config.keep_freed_memory and resolve_device(config.device).type == "cpu":
+        keep_freed_memory()  # as the stages do; irreversible for the process, hence here and not in run_benchmark
     result = run_benchmark(config)
     print(format_report(result))
     if plot_path is not None:
