@@ -8,11 +8,11 @@ from dhns.checkpoint import Checkpointing
 from dhns.config import load_params
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shutdown_parallel
 from dhns.evaluation import build_filter_index
-from dhns.io import atomic_directory, write_json
+from dhns.io import atomic_directory
 from dhns.models.kgc import KGCModel, save_model
 from dhns.pipeline import load_stage_inputs
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc, write_curve
+from dhns.training import train_kgc, write_training_report
 
 
 def main() -> int:
@@ -36,15 +36,7 @@ def main() -> int:
         return 0  # rank 0 writes the outputs
     with atomic_directory(Path("models/pretrain")) as staging:
         save_model(model, staging, {"best_epoch": result.best_epoch})
-    write_curve(Path("plots/pretrain/loss.csv"), result.history, ("epoch", "loss", "seconds"))
-    write_curve(Path("plots/pretrain/valid.csv"), result.history, ("epoch", "valid_mrr", "valid_hits_at_10"))
-    write_json("metrics/pretrain.json", {
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "valid": {"both": {params.evaluate.tie_policy: {"mrr": result.best_valid_metric}}},
-        "seconds": round(result.seconds, 2),
-        "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
-    })
+    write_training_report("pretrain", result, params.evaluate.tie_policy)
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
     shutdown_parallel()
     return 0

@@ -23,7 +23,7 @@ from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprin
 from dhns.config import PretrainConfig
 from dhns.distributed import SINGLE_PROCESS, Parallel, gather_objects, mean_over_ranks, shard
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
-from dhns.io import atomic_file
+from dhns.io import atomic_file, write_json
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
 
@@ -359,3 +359,17 @@ def write_curve(path: Path, history: list[dict], columns: Sequence[str]) -> None
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(row for row in history if all(key in row for key in columns))
+
+
+def write_training_report(stage: str, result: TrainResult, tie_policy: str, extra: dict | None = None) -> None:
+    """What a KGC training stage declares in dvc.yaml: plots/<stage>/{loss,valid}.csv and metrics/<stage>.json."""
+    write_curve(Path(f"plots/{stage}/loss.csv"), result.history, ("epoch", "loss", "seconds"))
+    write_curve(Path(f"plots/{stage}/valid.csv"), result.history, ("epoch", "valid_mrr", "valid_hits_at_10"))
+    write_json(f"metrics/{stage}.json", {
+        **(extra or {}),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "valid": {"both": {tie_policy: {"mrr": result.best_valid_metric}}},
+        "seconds": round(result.seconds, 2),
+        "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
+    })
