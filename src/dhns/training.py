@@ -23,6 +23,7 @@ from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprin
 from dhns.config import PretrainConfig
 from dhns.distributed import SINGLE_PROCESS, Parallel, gather_objects, mean_over_ranks, shard
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
+from dhns.host import keep_freed_memory
 from dhns.io import atomic_file, write_json
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
@@ -139,6 +140,8 @@ def train_kgc(
     split, so all take the same model-selection decisions without talking).
     """
     device = model.device
+    if device.type == "cpu":
+        keep_freed_memory()  # about 2x faster CPU steps: large temporaries stop being page-faulted each step
     train_triples = train_triples.to(device)
     valid_triples = valid_triples.to(device)
     sampler.to(device)

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from dhns.checkpoint import Checkpointing, check_finite, fingerprint, restore_rng, rng_state, run_epoch
 from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
+from dhns.host import keep_freed_memory
 from dhns.models.kgc import KGCModel
 from dhns.training import apply_gradients, precision_context
 
@@ -47,6 +48,8 @@ def train_generator(
     With `checkpointing`, a killed run resumes from its last snapshot with an identical result.
     """
     device = model.device
+    if device.type == "cpu":
+        keep_freed_memory()  # see dhns.host: CPU steps stop page-faulting their large temporaries
     train_triples = train_triples.to(device)
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
