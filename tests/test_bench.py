@@ -97,3 +97,21 @@ def test_bad_options_are_rejected(args, capsys):
 def test_hardness_levels_follow_t():
     assert [level.step for level in bench.hardness_levels_for(50)] == [0, 5, 6, 12, 25]
     assert [level.step for level in bench.hardness_levels_for(20)] == [0, 2, 2, 5, 10]
+
+
+def test_sweep_svg_has_a_point_per_size_and_the_linear_reference():
+    sweep = {"rows": [{"triples": 10_000, "seconds_per_epoch": 1.0}, {"triples": 100_000, "seconds_per_epoch": 10.5},
+                      {"triples": 1_000_000, "seconds_per_epoch": 99.0}]}
+    import tempfile
+    from pathlib import Path
+    import xml.etree.ElementTree as ET
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sweep.svg"
+        bench.write_sweep_svg(path, sweep)
+        root = ET.fromstring(path.read_text())
+    namespace = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{namespace}circle")) == 3
+    lines = root.findall(f"{namespace}polyline")
+    assert len(lines) == 2 and "stroke-dasharray" in lines[0].attrib
+    assert "1,000,000" in "".join(root.itertext())

@@ -695,6 +695,47 @@ def write_sweep_csv(path: Path, sweep: dict) -> None:
         writer.writerows(sweep["rows"])
 
 
+def write_sweep_svg(path: Path, sweep: dict, width: int = 480, height: int = 320) -> None:
+    """A log-log chart of seconds per epoch against training triples, with the linear-growth line.
+
+    Hand-written SVG (no plotting dependency): measured points joined, and a dashed line of slope 1
+    through the smallest size; points on that line mean time grows linearly with the graph.
+    """
+    rows = sorted(sweep["rows"], key=lambda row: row["triples"])
+    xs = [math.log10(row["triples"]) for row in rows]
+    ys = [math.log10(row["seconds_per_epoch"]) for row in rows]
+    ideal = [ys[0] + (x - xs[0]) for x in xs]
+    x_low, x_high = min(xs) - 0.2, max(xs) + 0.2
+    y_low, y_high = min(ys + ideal) - 0.3, max(ys + ideal) + 0.3
+    margin = 56
+
+    def point(x: float, y: float) -> str:
+        px = margin + (x - x_low) / (x_high - x_low) * (width - 2 * margin)
+        py = height - margin - (y - y_low) / (y_high - y_low) * (height - 2 * margin)
+        return f"{px:.1f},{py:.1f}"
+
+    ticks = []
+    for row, x, y in zip(rows, xs, ys):
+        px, py = point(x, y).split(",")
+        ticks.append(f'<circle cx="{px}" cy="{py}" r="4" fill="#1f77b4"/>'
+                     f'<text x="{px}" y="{height - margin + 18}" text-anchor="middle" font-size="11">{row["triples"]:,}</text>'
+                     f'<text x="{float(px) + 8:.1f}" y="{float(py) - 8:.1f}" font-size="11">{row["seconds_per_epoch"]:.2f} s</text>')
+    svg = f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<line x1="{margin}" y1="{height - margin}" x2="{width - margin}" y2="{height - margin}" stroke="black"/>
+<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>
+<polyline points="{' '.join(point(x, y) for x, y in zip(xs, ideal))}" fill="none" stroke="gray" stroke-dasharray="5,4"/>
+<polyline points="{' '.join(point(x, y) for x, y in zip(xs, ys))}" fill="none" stroke="#1f77b4" stroke-width="2"/>
+{''.join(ticks)}
+<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12">training triples (log scale)</text>
+<text x="16" y="{height / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 {height / 2})">seconds per epoch (log)</text>
+<text x="{width / 2}" y="22" text-anchor="middle" font-size="13">epoch time vs graph size; dashed: linear growth</text>
+</svg>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(svg, encoding="utf-8")
+
+
 # ----- command line -----------------------------------------------------------------------------------
 
 def _optional_int(value: str) -> int | None:
@@ -732,7 +773,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path | N
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
-    parser.add_argument("--plot", type=Path, default=None, help="write the sweep as CSV here (for dvc plots)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="write the sweep here: .svg a log-log chart, else CSV (for dvc plots)")
     args = parser.parse_args(argv)
     stages = () if args.stages.strip().lower() in ("", "none") else tuple(s.strip() for s in args.stages.split(","))
     config = BenchConfig(
@@ -760,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_report(result))
     if plot_path is not None:
         if "sweep" in result:
-            write_sweep_csv(plot_path, result["sweep"])
+            (write_sweep_svg if plot_path.suffix == ".svg" else write_sweep_csv)(plot_path, result["sweep"])
         else:
             print("dhns.bench: --plot ignored: it writes the sweep, and --sweep was not given", file=sys.stderr)
     if json_path is not None:
