@@ -796,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"dhns.bench: {err}", file=sys.stderr)
         return 2
-    if config.keep_freed_memory and config.stages and resolve_device(config.device).type == "cpu":
+    if config.keep_freed_memory and (config.stages or config.sweep) and resolve_device(config.device).type == "cpu":
         keep_freed_memory()  # as the training loops do; irreversible for the process, hence here
     result = run_benchmark(config)
     print(format_report(result))
