@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+from tqdm.auto import tqdm
 
 from dhns.io import atomic_file
 
@@ -119,15 +120,19 @@ def restore_rng(generator: torch.Generator, state: Tensor) -> None:
 
 
 def run_epoch(
-    triples: Tensor, batch_size: int, rng: torch.Generator, step: Callable[[Tensor], Tensor]
+    triples: Tensor, batch_size: int, rng: torch.Generator, step: Callable[[Tensor], Tensor],
+    progress: str | None = None,
 ) -> Tensor:
     """One pass over `triples` in a random order; returns the (num_batches,) detached batch losses.
 
-    Losses stay on the device, so the inner loop never waits for the host.
+    Losses stay on the device, so the inner loop never waits for the host. `progress` labels a batch
+    bar (a DHNS epoch of a large config takes minutes on a CPU); it stays silent when not on a terminal.
     """
     order = torch.randperm(triples.shape[0], device=triples.device, generator=rng)
-    losses = [step(triples[order[start : start + batch_size]]) for start in range(0, order.numel(), batch_size)]
-    return torch.stack(losses)
+    starts = range(0, order.numel(), batch_size)
+    if progress is not None:
+        starts = tqdm(starts, desc=progress, unit="batch", leave=False, disable=None)
+    return torch.stack([step(triples[order[start : start + batch_size]]) for start in starts])
 
 
 def check_finite(

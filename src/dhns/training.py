@@ -171,7 +171,8 @@ def train_kgc(
             break
         model.train()
         epoch_started = time.perf_counter()
-        batch_losses = mean_over_ranks(run_epoch(train_triples, config.batch_size, order_rng, step), parallel)
+        label = f"{stage} epoch {epoch}" if parallel.is_main else None
+        batch_losses = mean_over_ranks(run_epoch(train_triples, config.batch_size, order_rng, step, label), parallel)
         check_finite(stage, epoch, batch_losses, model.parameters(), checkpointing)
         record = {"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - epoch_started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:

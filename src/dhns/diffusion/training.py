@@ -74,7 +74,7 @@ def train_generator(
     for epoch in tqdm(range(len(history) + 1, config.num_epochs + 1), desc="diffusion", unit="epoch", disable=None,
                       initial=len(history), total=config.num_epochs):
         started = time.perf_counter()
-        batch_losses = run_epoch(train_triples, config.batch_size, rng, step)
+        batch_losses = run_epoch(train_triples, config.batch_size, rng, step, f"diffusion epoch {epoch}")
         check_finite("diffusion", epoch, batch_losses, generator.parameters(), checkpointing)
         history.append({"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - started})
         if checkpointing is not None and checkpointing.due(epoch):
