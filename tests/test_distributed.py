@@ -11,10 +11,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from dhns.checkpoint import Checkpointing
 from dhns.config import ModelConfig, PretrainConfig
 from dhns.distributed import Parallel, shard
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
+from dhns.sampling import make_sampler
 from dhns.sampling.negatives import Negatives
 from dhns.training import train_kgc
 from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
@@ -40,22 +42,40 @@ CONFIG = PretrainConfig(num_negatives=3, batch_size=10, kgc_lr=0.01, num_epochs=
                         sampler="uniform")
 
 
-def fit(parallel: Parallel) -> KGCModel:
+def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = None,
+        stop_after: int | None = None) -> KGCModel:
     torch.manual_seed(0)
     model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
     triples = star_triples()
-    train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), ShiftSampler(3), CONFIG,
-              seed=1, parallel=parallel)
+
+    def interrupt(record: dict) -> None:
+        if record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), sampler or ShiftSampler(3),
+              CONFIG, seed=1, parallel=parallel, checkpointing=checkpointing, on_epoch=interrupt)
     return model
 
 
-def rank_main(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "plain") -> None:
+    """mode: plain (shift negatives), or resume: random negatives, killed after epoch 2, then resumed."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    parallel = Parallel(rank, world_size, rank)
     try:
-        model = fit(Parallel(rank, world_size, rank))
-        torch.save(model.state_dict(), Path(out_dir) / f"rank{rank}.pt")
+        if mode == "plain":
+            model = fit(parallel)
+        else:
+            sampler = make_sampler("uniform", star_triples(), NUM_ENTITIES, NUM_RELATIONS, 3)
+            checkpointing = Checkpointing(Path(out_dir) / f"ckpt-{mode}", every=1)
+            if mode == "resume":
+                try:
+                    fit(parallel, sampler, checkpointing, stop_after=2)
+                except KeyboardInterrupt:
+                    pass
+            model = fit(parallel, sampler, checkpointing)
+        torch.save(model.state_dict(), Path(out_dir) / f"{mode}-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -72,10 +92,21 @@ def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> No
     """Same global batches, uneven shards (22 triples in batches of 10 -> last batch 2 = 1 + 1), same result."""
     single = fit(Parallel())
     mp.spawn(rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    states = [torch.load(tmp_path / f"plain-rank{r}.pt", weights_only=True) for r in range(2)]
     for key, value in single.state_dict().items():
         assert torch.equal(states[0][key], states[1][key]), f"ranks diverged on {key}"
         torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_two_rank_run_resumes_bit_identically_with_per_rank_negatives(tmp_path: Path) -> None:
+    """Each rank's own sampling generator travels in the snapshot; rank 0's file is broadcast to all."""
+    for mode in ("uninterrupted", "resume"):
+        mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    reference = torch.load(tmp_path / "uninterrupted-rank0.pt", weights_only=True)
+    for rank in range(2):
+        resumed = torch.load(tmp_path / f"resume-rank{rank}.pt", weights_only=True)
+        for key, value in reference.items():
+            assert torch.equal(resumed[key], value), (rank, key)
 
 
 def test_shards_cover_the_batch_once() -> None:

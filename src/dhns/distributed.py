@@ -92,3 +92,12 @@ def gather_objects(value: Any, parallel: Parallel) -> list[Any]:
     gathered: list[Any] = [None] * parallel.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def broadcast_from_main(value: Any, parallel: Parallel) -> Any:
+    """Rank 0's `value` on every rank (e.g. a resume snapshot that only rank 0's machine has on disk)."""
+    if not parallel.active:
+        return value
+    holder = [value if parallel.is_main else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

@@ -21,7 +21,14 @@ from tqdm.auto import tqdm
 
 from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state, run_epoch
 from dhns.config import PretrainConfig
-from dhns.distributed import SINGLE_PROCESS, Parallel, gather_objects, mean_over_ranks, shard
+from dhns.distributed import (
+    SINGLE_PROCESS,
+    Parallel,
+    broadcast_from_main,
+    gather_objects,
+    mean_over_ranks,
+    shard,
+)
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.host import keep_freed_memory
 from dhns.io import atomic_file, write_json
@@ -158,7 +165,8 @@ def train_kgc(
     if checkpointing is not None:
         run_key = fingerprint(stage, config, seed, tie_policy, parallel.world_size, model, train_triples,
                               valid_triples, extra.state_dict() if extra is not None else None)
-        snapshot = checkpointing.load(run_key)
+        # only rank 0 writes snapshots, so only its disk is trusted (other nodes may not share it)
+        snapshot = broadcast_from_main(checkpointing.load(run_key) if parallel.is_main else None, parallel)
         if snapshot is not None:
             loop = _restore_kgc_snapshot(snapshot, model, optimizer, order_rng, sample_rng, extra, parallel)
 
