@@ -263,3 +263,17 @@ def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -
     metrics = [json.loads((root / "metrics" / "pretrain.json").read_text()) for root in (reference, interrupted)]
     assert metrics[0]["valid"] == metrics[1]["valid"] and metrics[0]["best_epoch"] == metrics[1]["best_epoch"]
 
+
+
+def test_fingerprint_tells_runs_apart_and_takes_any_tensor() -> None:
+    from dhns.checkpoint import fingerprint
+
+    base = fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
+                       torch.ones(2, dtype=torch.bfloat16))  # 0-dim and 2-byte tensors, as in optimizer states
+    assert base == fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
+                               torch.ones(2, dtype=torch.bfloat16))
+    other = PretrainConfig(**{**PRETRAIN.__dict__, "kgc_lr": 0.5})
+    assert base != fingerprint("pretrain", other, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
+                               torch.ones(2, dtype=torch.bfloat16))
+    assert base != fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.5), {"step": torch.tensor(1)},
+                               torch.ones(2, dtype=torch.bfloat16))

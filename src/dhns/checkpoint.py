@@ -47,7 +47,7 @@ def _update_digest(digest: "hashlib._Hash", part: Any) -> None:
     if isinstance(part, Tensor):
         tensor = part.detach().cpu().contiguous()
         digest.update(f"tensor{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     elif isinstance(part, dict):
         for key in sorted(part, key=str):
             digest.update(str(key).encode())

@@ -78,7 +78,8 @@ def train_generator(
         check_finite("diffusion", epoch, batch_losses, generator.parameters(), checkpointing)
         history.append({"epoch": epoch, "loss": float(batch_losses.mean()), "seconds": time.perf_counter() - started})
         if checkpointing is not None and checkpointing.due(epoch):
-            checkpointing.save({"epoch": epoch, "generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
-                                "rng": rng_state(rng), "history": history}, run_key)
+            snapshot = {"epoch": epoch, "generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
+                        "rng": rng_state(rng), "history": history}
+            checkpointing.save(snapshot, run_key)
     generator.eval()
     return history
