@@ -61,10 +61,11 @@ def test_fusion_uses_only_present_modalities():
     torch.testing.assert_close(fused[0], weights[0] * structural[0] + weights[1] * projected)
 
 
+@pytest.mark.parametrize("with_text", [True, False], ids=["fused", "plain_lookup"])
 @pytest.mark.parametrize("name", sorted(INTERACTIONS))
-def test_score_corrupted_agrees_with_score_triples(name):
+def test_score_corrupted_agrees_with_score_triples(name, with_text):
     torch.manual_seed(3)
-    features = {"text": (torch.randn(10, 4), torch.ones(10, dtype=torch.bool))}
+    features = {"text": (torch.randn(10, 4), torch.ones(10, dtype=torch.bool))} if with_text else None
     model = KGCModel(ModelConfig(name=name, embedding_dim=4), 10, 3, features)
     positives = torch.tensor([[0, 1, 2], [3, 0, 4], [5, 2, 6]])
     negatives = torch.tensor([[7, 8], [9, 1], [2, 2]])
