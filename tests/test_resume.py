@@ -178,6 +178,9 @@ class NaNAt:
     def load_state_dict(self, state: dict) -> None:
         pass
 
+    def identity(self) -> dict:
+        return {}
+
 
 def test_nan_loss_names_stage_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     checkpointing = Checkpointing(tmp_path / "ckpt", every=1)

@@ -94,17 +94,21 @@ class HardNegativeObjective:
         return self.hard_loss_weight * hard
 
     def state_dict(self) -> dict:
-        """What a checkpoint carries; the generator's weights also key the run (a retrained generator restarts it)."""
-        state = {"generator": self.generator.state_dict(), "generator_steps": self.generator_steps}
-        if self.optimizer is not None:
-            state["optimizer"] = self.optimizer.state_dict()
-        return state
+        """What a checkpoint carries: the generator and its optimizer only change when trained jointly."""
+        if self.optimizer is None:
+            return {"generator_steps": self.generator_steps}
+        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator_steps": self.generator_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator_steps = int(state["generator_steps"])
-        self.generator.load_state_dict(state["generator"])
         if self.optimizer is not None:
+            self.generator.load_state_dict(state["generator"])
             self.optimizer.load_state_dict(state["optimizer"])
+
+    def identity(self) -> dict:
+        """The starting generator keys the run: a retrained diffusion stage invalidates a train snapshot."""
+        return {"generator": self.generator.state_dict()}
 
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
         """With joint_generator: one generator update on the batch, after the KGC step, with its own optimizer."""

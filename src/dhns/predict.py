@@ -14,7 +14,6 @@ anything else is a `PredictionError` that suggests close matches.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +21,8 @@ from typing import Any, Sequence
 import torch
 
 from dhns.data import DATASET_FILE, SPLITS, KnowledgeGraph, clean_entity_name, clean_relation_name, load_prepared
-from dhns.features.bundle import MANIFEST, read_feature_bundle
+from dhns.features.bundle import read_feature_bundle
+from dhns.io import read_json, require_files, stage_hint
 from dhns.models.kgc import KGCModel, load_model
 from dhns.training import resolve_device
 
@@ -69,23 +69,18 @@ class QueryAnswer:
 def load_for_prediction(
     model_dir: str | Path, prepared_dir: str | Path, features_dir: str | Path, device: str = "cpu"
 ) -> tuple[KGCModel, KnowledgeGraph]:
-    """The trained model (in eval mode) and the graph it was trained on, or a `PredictionError` naming the
-    missing folder and the stage that produces it, since a user asking a question has not necessarily run
-    the pipeline yet."""
+    """The trained model (in eval mode) and the graph it was trained on.
+
+    A missing folder is reported with the stage that produces it, since a user asking a question has not
+    necessarily run the pipeline yet; the model's sizes are checked against the graph before any weights load.
+    """
     model_dir, prepared_dir, features_dir = Path(model_dir), Path(prepared_dir), Path(features_dir)
-    missing = [name for name in ("model.json", "model.safetensors") if not (model_dir / name).is_file()]
-    if missing:
-        raise PredictionError(
-            f"no trained model in {model_dir}/ ({', '.join(missing)} missing); "
-            "the train stage writes it: run `dvc repro train`"
-        )
-    if not (prepared_dir / DATASET_FILE).is_file():
-        raise PredictionError(
-            f"no prepared data in {prepared_dir}/ ({DATASET_FILE} missing); "
-            "the prepare stage writes it: run `dvc repro prepare`"
-        )
+    require_files(model_dir, ("model.json", "model.safetensors"), stage_hint("train"))
+    require_files(prepared_dir, (DATASET_FILE,), stage_hint("prepare"))
     graph = load_prepared(prepared_dir)
-    description = _read_model_description(model_dir)
+    description = read_json(model_dir / "model.json")
+    if not isinstance(description, dict):
+        raise PredictionError(f"{model_dir / 'model.json'}: expected a JSON object")
     trained_sizes = (description.get("num_entities"), description.get("num_relations"))
     if trained_sizes != (graph.num_entities, graph.num_relations):
         raise PredictionError(
@@ -93,15 +88,8 @@ def load_for_prediction(
             f"but {prepared_dir}/ ({graph.name}) has {graph.num_entities} and {graph.num_relations}; "
             "retrain on this data: run `dvc repro train`"
         )
-    features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    modalities = sorted(description.get("modalities") or [])
-    if modalities:
-        if not (features_dir / MANIFEST).is_file():
-            raise PredictionError(
-                f"the model in {model_dir}/ fuses {', '.join(modalities)} features, but {features_dir}/ has none "
-                f"({MANIFEST} missing); the features stage writes them: run `dvc repro features`"
-            )
-        features = read_feature_bundle(features_dir, graph.num_entities)
+    # read_feature_bundle names a missing folder and the features stage itself
+    features = read_feature_bundle(features_dir, graph.num_entities) if description.get("modalities") else {}
     model = load_model(model_dir, features, _pick_device(device))
     return model.eval(), graph
 
@@ -115,14 +103,6 @@ def _pick_device(name: str) -> torch.device:
     if requested is not None and requested.type == "cuda" and not torch.cuda.is_available():
         raise PredictionError(f"device {name!r} asks for CUDA but none is available; use cpu or auto")
     return resolve_device(name)
-
-
-def _read_model_description(model_dir: Path) -> dict[str, Any]:
-    """model.json, read before the weights so size mismatches get a message instead of a shape error."""
-    description = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
-    if not isinstance(description, dict):
-        raise PredictionError(f"{model_dir / 'model.json'}: expected a JSON object")
-    return description
 
 
 # --------------------------------------------------------------------------------------------------

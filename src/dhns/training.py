@@ -92,9 +92,11 @@ class ExtraObjective(Protocol):
 
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
 
-    def state_dict(self) -> dict: ...
+    def state_dict(self) -> dict: ...  # what changes during training: a checkpoint carries it
 
     def load_state_dict(self, state: dict) -> None: ...
+
+    def identity(self) -> dict: ...  # what fixes the objective at the start (e.g. a frozen generator): keys the run
 
 
 ADVERSARIAL_SAMPLERS = ("self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
@@ -164,7 +166,7 @@ def train_kgc(
     loop, run_key = LoopState(), ""
     if checkpointing is not None:
         run_key = fingerprint(stage, config, seed, tie_policy, parallel.world_size, model, train_triples,
-                              valid_triples, extra.state_dict() if extra is not None else None)
+                              valid_triples, extra.identity() if extra is not None else None)
         # only rank 0 writes snapshots, so only its disk is trusted (other nodes may not share it)
         snapshot = broadcast_from_main(checkpointing.load(run_key) if parallel.is_main else None, parallel)
         if snapshot is not None:

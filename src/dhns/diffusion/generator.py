@@ -16,7 +16,6 @@ reverse step (`DenoiserStack`); each level keeps its own denoiser module, traine
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -26,7 +25,7 @@ from torch import nn
 
 from dhns.diffusion.denoiser import ConditionalDenoiser, DenoiserStack
 from dhns.diffusion.schedule import GaussianDiffusion
-from dhns.io import atomic_file
+from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.kgc import KGCModel
 
 Tensor = torch.Tensor
@@ -157,13 +156,10 @@ def save_generator(generator: HierarchicalGenerator, folder: str | Path) -> None
         "beta_end": schedule.beta_end,
         "hidden_multiplier": generator.hidden_multiplier,
     }
-    with atomic_file(folder / "generator.json") as tmp:
-        tmp.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / "generator.json", description)
 
 
 def load_generator(folder: str | Path, device: torch.device | str = "cpu") -> HierarchicalGenerator:
-    from dhns.io import read_json, read_safetensors, require_files, stage_hint
-
     folder = Path(folder)
     hint = stage_hint("diffusion")
     require_files(folder, ("generator.json", "generator.safetensors"), hint)  # names the stage when missing

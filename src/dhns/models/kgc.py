@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dhns.config import ModelConfig
-from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint
+from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.fusion import MultimodalEntityEncoder
 from dhns.models.interactions import Interaction, make_interaction
 
@@ -130,8 +129,7 @@ def save_model(model: KGCModel, folder: str | Path, extra: dict | None = None) -
         "modalities": list(model.entities.modalities),
         **(extra or {}),
     }
-    with atomic_file(folder / MODEL_DESCRIPTION) as tmp:
-        tmp.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / MODEL_DESCRIPTION, description)
 
 
 def load_model(
