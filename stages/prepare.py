@@ -5,7 +5,14 @@ import sys
 from pathlib import Path
 
 from dhns.config import load_params
-from dhns.data import DataFormatError, drop_leaked_triples, read_openke_benchmark, split_report, write_prepared
+from dhns.data import (
+    DataFormatError,
+    drop_leaked_triples,
+    hold_out_validation,
+    read_openke_benchmark,
+    split_report,
+    write_prepared,
+)
 from dhns.io import write_json
 
 
@@ -23,6 +30,18 @@ def main() -> None:
         graph, dropped = drop_leaked_triples(graph)
         report["dropped"] = dropped
         report["prepared"] = split_report(graph)
+    try:
+        graph, report["validation"] = hold_out_validation(graph, params.data.valid_from_train,
+                                                          params.data.valid_seed)
+    except ValueError as error:
+        raise SystemExit(f"prepare: data.{error}") from None
+    validation = report["validation"]
+    if validation["source"] == "valid_from_train":
+        report["prepared"] = split_report(graph)
+        if validation["shortfall"]:
+            logging.warning("data.valid_from_train=%d: only %d train triples can be held out without removing the "
+                            "last train occurrence of an entity or relation", validation["requested"],
+                            validation["held_out"])
     write_prepared(graph, Path("data/prepared"))
     write_json("metrics/data.json", report)
     logging.info("prepared %s: %d entities, %d relations, %d/%d/%d triples", graph.name, graph.num_entities,

@@ -30,7 +30,8 @@ def main() -> int:
     if config.sampler == "dhns":
         extra = HardNegativeObjective(load_generator(Path("models/diffusion"), device), config.hardness_levels,
                                       config.hard_loss_weight, config.joint_generator, config.generator_lr,
-                                      config.diffusion_loss)
+                                      config.diffusion_loss, hard_loss=config.hard_loss,
+                                      distmult_hard_margin=config.distmult_hard_margin)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
     checkpointing = Checkpointing(Path("checkpoints/train"), config.checkpoint_every)

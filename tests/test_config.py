@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dhns.config import Params, from_mapping, load_params
+from dhns.config import Params, PretrainConfig, from_mapping, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +94,55 @@ def test_yaml_nan_is_rejected_when_loading_a_file(tmp_path):
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps"])
 def test_documented_devices_are_accepted(device):
     assert from_mapping(Params, {"device": device}).device == device
+
+
+def write_params(tmp_path, raw: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+PRESETS = {
+    "transe": {"model": {"margin": 9.0}, "pretrain": {"kgc_lr": 0.005, "num_epochs": 300},
+               "train": {"hard_loss_weight": 0.01}},
+    "distmult": {"model": {"margin": 0.0}, "pretrain": {"kgc_lr": 0.02, "regularizer": "n3", "regularization": 0.05},
+                 "train": {"hard_loss_weight": 0.1, "distmult_hard_margin": 1.0}},
+}
+
+
+def test_model_name_alone_switches_every_scorer_setting(tmp_path):
+    transe = load_params(write_params(tmp_path, {"model": {"name": "transe"}, "scorers": PRESETS}))
+    distmult = load_params(write_params(tmp_path, {"model": {"name": "distmult"}, "scorers": PRESETS}))
+    assert (transe.model.margin, transe.pretrain.kgc_lr, transe.pretrain.num_epochs) == (9.0, 0.005, 300)
+    assert (transe.pretrain.regularizer, transe.train.hard_loss_weight) == ("l2", 0.01)
+    assert (distmult.model.margin, distmult.pretrain.kgc_lr, distmult.pretrain.regularization) == (0.0, 0.02, 0.05)
+    assert (distmult.pretrain.regularizer, distmult.train.distmult_hard_margin) == ("n3", 1.0)
+    assert distmult.pretrain.num_epochs == PretrainConfig().num_epochs  # nothing inherited from transe's preset
+
+
+def test_a_key_in_the_stage_section_overrides_the_preset(tmp_path):
+    raw = {"model": {"name": "distmult"}, "pretrain": {"kgc_lr": 0.001}, "scorers": PRESETS}
+    params = load_params(write_params(tmp_path, raw))
+    assert params.pretrain.kgc_lr == 0.001
+    assert params.pretrain.regularization == 0.05  # the rest of the preset still applies
+
+
+@pytest.mark.parametrize("scorers, message", [
+    ({"distmult": {"pretrain": {"kgc_rate": 0.1}}}, r"scorers.distmult.pretrain: unknown key\(s\) \['kgc_rate'\]"),
+    ({"rotate": {"pretrain": {"kgc_lr": 0}}}, "scorers.rotate.pretrain.kgc_lr: 0.0 must be > 0"),
+    ({"complex": {}}, "scorers.<name>: 'complex' is not one of transe, distmult, rotate"),
+    ({"transe": {"evaluate": {}}}, "scorers.transe: expected sections among"),
+])
+def test_every_scorer_preset_is_validated_even_when_not_selected(tmp_path, scorers, message):
+    with pytest.raises(ValueError, match=message):
+        load_params(write_params(tmp_path, {"model": {"name": "transe"}, "scorers": scorers}))
+
+
+def test_repository_presets_exist_for_every_scorer_and_keep_their_keys_out_of_the_stage_sections():
+    """dvc.yaml tracks scorers.<name>.{model,pretrain,train}: each must exist, and a copy of a preset key in
+    the stage section would silently win for every scorer."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name in ("transe", "distmult", "rotate"):
+        assert set(raw["scorers"][name]) == {"model", "pretrain", "train"}
+        for section, values in raw["scorers"][name].items():
+            assert not set(values) & set(raw[section]), (name, section)

@@ -16,6 +16,7 @@ from dhns.data import (
     clean_entity_name,
     clean_relation_name,
     drop_leaked_triples,
+    hold_out_validation,
     load_prepared,
     read_openke_benchmark,
     split_report,
@@ -421,6 +422,106 @@ def test_drop_leaked_triples_hand_built_case() -> None:
     again, dropped_again = drop_leaked_triples(cleaned)
     assert dropped_again["valid"]["after"] == 2 and dropped_again["test"]["after"] == 2
     assert cleaned.relation_texts == kg.relation_texts
+
+
+# --------------------------------------------------------------------------------------------------
+# data.valid_from_train: validation held out of train
+
+# 10 entities on two rings with two relations (every entity in 4 train triples), plus a duplicated triple.
+RING_TRAIN = [[i, 0, (i + 1) % 10] for i in range(10)] + [[i, 1, (i + 3) % 10] for i in range(10)] + [[0, 1, 3]]
+RING_VALID = [[0, 0, 5], [2, 1, 7]]  # known nowhere else
+RING_TEST = [[0, 0, 2], [4, 1, 9]]
+
+
+def triple_set(rows: torch.Tensor) -> set[tuple[int, ...]]:
+    return {tuple(row) for row in rows.tolist()}
+
+
+def ids_in(rows: set[tuple[int, ...]]) -> tuple[set[int], set[int]]:
+    return {h for h, _, _ in rows} | {t for _, _, t in rows}, {r for _, r, _ in rows}
+
+
+def test_valid_from_train_holds_out_n_train_triples_whose_ids_stay_in_train() -> None:
+    kg = graph(RING_TRAIN, RING_VALID, RING_TEST, entities=10, relations=2)
+    out, report = hold_out_validation(kg, 6, seed=0)
+    held = [tuple(row) for row in out.valid[:6].tolist()]
+    assert len(set(held)) == 6 and set(held) <= {tuple(row) for row in RING_TRAIN}
+    remaining = triple_set(out.train)
+    assert not remaining & set(held)  # every copy removed, the duplicated [0, 1, 3] included
+    assert remaining | set(held) == {tuple(row) for row in RING_TRAIN}
+    assert len(out.train) == len(RING_TRAIN) - 6 - (1 if (0, 1, 3) in held else 0)
+    entities, relations = ids_in(remaining)
+    held_entities, held_relations = ids_in(set(held))
+    assert held_entities <= entities and held_relations <= relations
+    assert torch.equal(out.test, kg.test)
+    assert (report["source"], report["requested"], report["held_out"], report["shortfall"]) == ("valid_from_train", 6, 6, 0)
+    assert report["num_triples"] == len(out.valid) == 8 and report["file_valid_triples"] == 2
+
+
+def test_valid_from_train_keeps_file_valid_out_of_train_and_in_the_filter() -> None:
+    valid = RING_VALID + [[0, 0, 2], [1, 0, 2], [0, 0, 5]]  # in test, in train, duplicate: already known elsewhere
+    kg = graph(RING_TRAIN, valid, RING_TEST, entities=10, relations=2)
+    out, report = hold_out_validation(kg, 4, seed=3)
+    file_valid = {tuple(row) for row in valid}
+    remaining, known = triple_set(out.train), triple_set(out.all_triples())
+    assert not remaining & {tuple(row) for row in RING_VALID}
+    assert file_valid <= known  # the filter still excludes every file-valid triple
+    assert {tuple(row) for row in RING_TRAIN} | {tuple(row) for row in RING_TEST} <= known
+    assert triple_set(out.valid) >= {tuple(row) for row in RING_VALID}
+    assert not triple_set(out.valid) & triple_set(out.test)
+    assert len(out.valid) == len(triple_set(out.valid))  # no duplicates
+    assert report["file_valid_triples"] == 5
+    # [1, 0, 2] is in train: in valid once if held out, else known through train; either way not kept twice
+    assert report["file_valid_kept"] == 2 and len(out.valid) == 4 + 2
+
+
+def test_valid_from_train_same_seed_same_split_other_seed_other_split() -> None:
+    kg = graph(RING_TRAIN, RING_VALID, RING_TEST, entities=10, relations=2)
+    first, first_report = hold_out_validation(kg, 6, seed=7)
+    again, again_report = hold_out_validation(kg, 6, seed=7)
+    assert_same_graph(first, again)
+    assert first_report == again_report
+    other, _ = hold_out_validation(kg, 6, seed=8)
+    assert triple_set(other.valid) != triple_set(first.valid)
+    assert triple_set(other.train) != triple_set(first.train)
+
+
+def test_valid_from_train_never_takes_the_last_occurrence_of_an_entity_or_relation() -> None:
+    # e10 only in [0, 0, 10]; r2 only in [1, 2, 2]; e11 only in its self-loop, listed twice
+    train = RING_TRAIN + [[0, 0, 10], [1, 2, 2], [11, 1, 11], [11, 1, 11]]
+    kg = graph(train, RING_VALID, RING_TEST, entities=12, relations=3)
+    protected = {(0, 0, 10), (1, 2, 2), (11, 1, 11)}
+    for seed in range(20):
+        out, report = hold_out_validation(kg, len(train), seed=seed)
+        held = triple_set(out.valid) - {tuple(row) for row in RING_VALID}
+        assert not held & protected, seed
+        assert protected <= triple_set(out.train), seed
+        entities, relations = ids_in(triple_set(out.train))
+        assert entities == set(range(12)) and relations == {0, 1, 2}, seed
+        assert report["shortfall"] > 0
+
+
+def test_valid_from_train_more_than_possible_holds_out_a_maximal_set_or_refuses() -> None:
+    # each leaf 1..4 has two edges to hub 0: exactly one per leaf can go, whatever the order
+    train = [[0, 0, leaf] for leaf in range(1, 5)] + [[leaf, 0, 0] for leaf in range(1, 5)]
+    kg = graph(train, [[1, 0, 2]], [[2, 0, 3]], entities=5, relations=1)
+    for seed in range(10):
+        out, report = hold_out_validation(kg, 100, seed=seed)
+        held = triple_set(out.valid) - {(1, 0, 2)}
+        assert len(held) == 4 and {h if t == 0 else t for h, _, t in held} == {1, 2, 3, 4}
+        assert (report["requested"], report["held_out"], report["shortfall"]) == (100, 4, 96)
+    star = graph([[0, 0, leaf] for leaf in range(1, 5)], [[1, 0, 2]], [[2, 0, 3]], entities=5, relations=1)
+    with pytest.raises(ValueError, match="no train triple"):
+        hold_out_validation(star, 3, seed=0)
+
+
+def test_valid_from_train_zero_is_off() -> None:
+    kg = graph(RING_TRAIN, RING_VALID, RING_TEST, entities=10, relations=2)
+    out, report = hold_out_validation(kg, 0, seed=0)
+    assert out is kg
+    assert report == {"source": "valid_file", "requested": 0, "num_triples": 2, "file_valid_triples": 2}
+    with pytest.raises(ValueError, match=">= 0"):
+        hold_out_validation(kg, -1, seed=0)
 
 
 def test_large_vocabulary_key_fallback_gives_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,3 +147,71 @@ def test_bf16_training_matches_fp32_within_noise():
     assert mrr32 > 0.8 and abs(mrr32 - mrr16) < 0.1, results
     assert abs(loss32 - loss16) < 0.2 * loss32 + 0.02, results
     assert loss32 != loss16  # bf16 really ran: rounding differs
+
+
+def scripted_validation(monkeypatch, mrrs):
+    """Replace validation inside train_kgc by a stub returning `mrrs` in turn (then ever lower values)."""
+    import dhns.training
+
+    calls = []
+
+    def evaluate(model, *args, **kwargs):
+        value = mrrs[len(calls)] if len(calls) < len(mrrs) else 0.01 / (1 + len(calls))
+        calls.append(value)
+        return {"both": {"realistic": {"mrr": value, "hits_at_10": value}}}
+
+    monkeypatch.setattr(dhns.training, "evaluate_link_prediction", evaluate)
+    return calls
+
+
+def train_with_snapshots(config):
+    """Real training steps on a tiny graph; returns the result, the final parameters and every epoch's."""
+    torch.manual_seed(0)
+    triples = functional_graph(10, 1)
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=8), 20, 1)
+    sampler = make_sampler(config.sampler, triples, 20, 1, config.num_negatives)
+    snapshots = {}
+
+    def on_epoch(record):
+        snapshots[record["epoch"]] = {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+    result = train_kgc(model, triples, triples, build_filter_index(triples, 20), sampler, config, seed=0,
+                       on_epoch=on_epoch)
+    return result, model.state_dict(), snapshots
+
+
+def same_state(first, second):
+    return first.keys() == second.keys() and all(torch.equal(first[key], second[key]) for key in first)
+
+
+@pytest.mark.parametrize("eval_every", [1, 2])
+def test_early_stopping_stops_within_patience_of_the_peak_and_restores_the_best_parameters(monkeypatch, eval_every):
+    patience = 2
+    calls = scripted_validation(monkeypatch, [0.2, 0.5, 0.4, 0.3, 0.1])
+    config = PretrainConfig(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=30, eval_every=eval_every,
+                            patience=patience)
+    result, final, snapshots = train_with_snapshots(config)
+
+    peak_epoch = 2 * eval_every  # the second validation pass scores 0.5, every later one less
+    assert result.best_epoch == peak_epoch
+    assert result.best_valid_metric == 0.5
+    # the loop checks `stale >= patience` before each epoch: it stops after `patience` stale evaluations
+    assert result.epochs_run == peak_epoch + patience * eval_every
+    assert len(calls) == 2 + patience
+    assert [record["epoch"] for record in result.history] == list(range(1, result.epochs_run + 1))
+    assert sorted(snapshots) == list(range(1, result.epochs_run + 1))
+
+    assert not same_state(snapshots[peak_epoch], snapshots[result.epochs_run])  # training really moved on
+    assert same_state(final, snapshots[peak_epoch])
+    assert not same_state(final, snapshots[result.epochs_run])
+
+
+def test_patience_zero_never_stops_early(monkeypatch):
+    calls = scripted_validation(monkeypatch, [0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01])
+    config = PretrainConfig(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=8, eval_every=1, patience=0)
+    result, final, snapshots = train_with_snapshots(config)
+
+    assert result.epochs_run == 8 and len(result.history) == 8 and len(calls) == 8
+    assert result.best_epoch == 1 and result.best_valid_metric == 0.9
+    assert same_state(final, snapshots[1])  # the best parameters are still restored at the end
+    assert not same_state(final, snapshots[8])

@@ -23,6 +23,8 @@ TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
 PRECISIONS = ("fp32", "tf32", "bf16")
+REGULARIZERS = ("l2", "n3")
+HARD_LOSS_FORMS = ("reference", "per_view")
 IMAGE_BACKENDS = ("clip", "vit")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
@@ -42,6 +44,12 @@ def _check_positive(section: str, key: str, value: float, *, allow_zero: bool = 
 class DataConfig:
     dataset: str = "MKG-Y"  # folder under data/raw/
     drop_leaked: bool = True  # remove valid/test triples already in train (DB15K's valid leaks thousands)
+    valid_from_train: int = 0  # > 0: validate on this many seeded held-out train triples instead (see data.py)
+    valid_seed: int = 0  # seeds that sample; not `seed`, so a seed sweep keeps one validation split (and features)
+
+    def __post_init__(self) -> None:
+        _check_positive("data", "valid_from_train", self.valid_from_train, allow_zero=True)
+        _check_positive("data", "valid_seed", self.valid_seed, allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +89,9 @@ class PretrainConfig:
     adversarial_temperature: float = 1.0  # only for self_adversarial
     batch_size: int = 1024
     kgc_lr: float = 0.005
-    regularization: float = 0.0  # L2 weight on the embeddings a batch touches
-    num_epochs: int = 50
+    regularization: float = 0.0  # weight of `regularizer` on the embeddings a batch touches
+    regularizer: str = "l2"  # l2: mean squared entry | n3: mean over triples of sum |x|^3 of h, r, t (Lacroix 2018)
+    num_epochs: int = 50  # the budget; early stopping (patience) usually ends a run before it
     eval_every: int = 5  # epochs between validation passes
     patience: int = 3  # validation passes without improvement before stopping; 0 = never stop early
     eval_batch_size: int = 256
@@ -97,6 +106,7 @@ class PretrainConfig:
     def _check_common(self, section: str, samplers: tuple[str, ...]) -> None:
         _check_choice(section, "sampler", self.sampler, samplers)
         _check_choice(section, "precision", self.precision, PRECISIONS)
+        _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
                     "num_processes"):
             _check_positive(section, key, getattr(self, key))
@@ -135,6 +145,8 @@ class TrainConfig(PretrainConfig):
     patience: int = 2
     kgc_lr: float = 0.001
     hard_loss_weight: float = 0.01  # mu
+    hard_loss: str = "reference"  # reference (the authors' NTAT loss) | per_view (each semantic level apart)
+    distmult_hard_margin: float = 0.0  # delta: DistMult's stand-in for gamma in the hard margins; 0 = reference
     hardness_levels: tuple[HardnessLevel, ...] = REFERENCE_HARDNESS_LEVELS
     joint_generator: bool = False  # also update the generator each batch, with its own optimizer
     generator_lr: float = 0.001  # for joint_generator
@@ -143,6 +155,8 @@ class TrainConfig(PretrainConfig):
     def __post_init__(self) -> None:
         self._check_common("train", TRAIN_SAMPLER_NAMES)
         _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
+        _check_positive("train", "distmult_hard_margin", self.distmult_hard_margin, allow_zero=True)
+        _check_choice("train", "hard_loss", self.hard_loss, HARD_LOSS_FORMS)
         _check_positive("train", "generator_lr", self.generator_lr)
         _check_choice("train", "diffusion_loss", self.diffusion_loss, DIFFUSION_LOSSES)
         if self.sampler == "dhns" and not self.hardness_levels:
@@ -275,8 +289,45 @@ def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, section: str =
     return cls(**values)
 
 
+SCORER_SECTIONS: dict[str, type] = {"model": ModelConfig, "pretrain": PretrainConfig, "train": TrainConfig}
+
+
+def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge `scorers.<model.name>` into the model, pretrain and train sections; drop the other scorers'.
+
+    Settings chosen on validation differ by scorer (a TransE learning rate is wrong for DistMult), so they
+    live under `scorers.<name>.<section>` and `-S model.name=distmult` alone switches all of them. A key
+    also set in the stage's own section wins (that is how `-S pretrain.kgc_lr=...` overrides one value for
+    whichever scorer runs). Every scorer's settings are validated, not only the selected one's.
+    """
+    merged = dict(raw or {})
+    scorers = merged.pop("scorers", None) or {}
+    if not isinstance(scorers, Mapping):
+        raise ValueError(f"params scorers: expected a mapping of scorer name to settings, got {scorers!r}")
+    for name, settings in scorers.items():
+        _check_choice("scorers", "<name>", name, MODEL_NAMES)
+        settings = settings or {}
+        if not isinstance(settings, Mapping) or not set(settings) <= set(SCORER_SECTIONS):
+            raise ValueError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)}, got {settings!r}")
+        for section, values in settings.items():
+            try:
+                from_mapping(SCORER_SECTIONS[section], values, f"scorers.{name}.{section}")
+            except ValueError as error:  # range checks name the plain section: say which preset it came from
+                raise ValueError(str(error).replace(f"params {section}.", f"params scorers.{name}.{section}.", 1)) from None
+    model = merged.get("model") or {}
+    name = model.get("name", ModelConfig.name) if isinstance(model, Mapping) else ModelConfig.name
+    for section, values in (scorers.get(name) or {}).items():
+        own = merged.get(section) or {}
+        if not isinstance(own, Mapping):
+            raise ValueError(f"params {section}: expected a mapping, got {own!r}")
+        merged[section] = {**(values or {}), **own}
+    return merged
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate the whole params file (each stage then uses only its own sections)."""
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
-    return from_mapping(Params, raw)
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ValueError(f"params file: expected a mapping, got {raw!r}")
+    return from_mapping(Params, apply_scorer_settings(raw))

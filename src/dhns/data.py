@@ -455,6 +455,82 @@ def _keep_rows(keys: np.ndarray, exclusions: list[tuple[str, np.ndarray]]) -> tu
     return kept, counts
 
 
+def hold_out_validation(kg: KnowledgeGraph, n: int, seed: int) -> tuple[KnowledgeGraph, dict[str, Any]]:
+    """Replace the file's validation split by a seeded sample of `n` train triples (`data.valid_from_train`).
+
+    `n == 0` returns `kg` unchanged. Otherwise distinct train triples (all copies of one together, and
+    never one that is also a test triple) are drawn in a random order fixed by `seed`; a draw is kept
+    only if every entity and the relation of the triple still occur in the train triples left, so no
+    id loses its last train occurrence. The draw stops at `n` kept triples; if the constraint allows
+    fewer, all that the single pass could keep are held out (a maximal set: each skipped triple would
+    take away a last occurrence) and the report's `shortfall` says how many are missing. If none can
+    be held out a ValueError is raised: an empty validation split could not select a model.
+
+    The new valid split is the held-out triples in draw order, followed by the file's valid triples
+    that are known nowhere else (not in the remaining train, test or held-out triples; duplicates
+    dropped): those are never trained on, and keeping them in `valid` keeps them in `all_triples()`,
+    hence filtered as known true triples, without another split in the prepared format. Test is untouched.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"valid_from_train must be an integer >= 0, got {n!r}")
+    if n == 0:
+        return kg, {"source": "valid_file", "requested": 0, "num_triples": len(kg.valid),
+                    "file_valid_triples": len(kg.valid)}
+    train_keys, valid_keys, test_keys = _triple_keys(kg)
+    train = kg.train.detach().cpu().numpy()
+    distinct, first, inverse, copies = np.unique(train_keys, return_index=True, return_inverse=True,
+                                                 return_counts=True)
+    candidates = np.flatnonzero(~np.isin(distinct, test_keys))
+    order = np.random.default_rng(seed % 2**64).permutation(candidates)
+    entity_count = (np.bincount(train[:, 0], minlength=kg.num_entities)
+                    + np.bincount(train[:, 2], minlength=kg.num_entities)).tolist()
+    relation_count = np.bincount(train[:, 1], minlength=kg.num_relations).tolist()
+    rows, multiplicity = train[first].tolist(), copies.tolist()
+    chosen: list[int] = []
+    for index in order.tolist():
+        if len(chosen) == n:
+            break
+        (head, relation, tail), m = rows[index], multiplicity[index]
+        entity_count[head] -= m
+        entity_count[tail] -= m  # a self-loop takes two occurrences of its entity
+        relation_count[relation] -= m
+        if entity_count[head] > 0 and entity_count[tail] > 0 and relation_count[relation] > 0:
+            chosen.append(index)
+        else:
+            entity_count[head] += m
+            entity_count[tail] += m
+            relation_count[relation] += m
+    if not chosen:
+        raise ValueError(
+            f"valid_from_train={n}: no train triple of {kg.name} can be held out without taking away the last "
+            f"train occurrence of an entity or relation (or every train triple is also a test triple)"
+        )
+    chosen_array = np.asarray(chosen, dtype=np.int64)
+    held_out_rows = first[chosen_array].astype(np.int64)
+    in_held_out = np.isin(inverse.reshape(-1), chosen_array)
+    file_rows, file_counts = _keep_rows(
+        valid_keys,
+        [("in_train", train_keys[~in_held_out]), ("in_test", test_keys), ("in_held_out", distinct[chosen_array])],
+    )
+    valid = torch.cat([kg.train[torch.from_numpy(held_out_rows)], kg.valid[torch.from_numpy(file_rows)]])
+    held_out = dataclasses.replace(kg, train=kg.train[torch.from_numpy(~in_held_out)], valid=valid)
+    report = {
+        "source": "valid_from_train",
+        "requested": n,
+        "seed": seed,
+        "num_triples": len(valid),
+        "held_out": len(chosen),
+        "shortfall": n - len(chosen),
+        "file_valid_triples": len(kg.valid),
+        "file_valid_kept": int(len(file_rows)),
+        "file_valid": file_counts,
+        "train": {"before": len(kg.train), "after": len(held_out.train)},
+        "policy": "held-out train sample (every entity and relation kept in train) + file valid triples known "
+                  "nowhere else; file valid never trained on; test untouched",
+    }
+    return held_out, report
+
+
 # --------------------------------------------------------------------------------------------------
 # Prepared (parquet) form
 

@@ -226,11 +226,11 @@ def _make_step(
     if not parallel.active:
         return lambda positives: train_step(model, optimizer, sampler, positives, sample_rng, temperature,
                                             config.regularization, extra, max_grad_norm=config.max_grad_norm,
-                                            precision=config.precision)
+                                            precision=config.precision, regularizer=config.regularizer)
     if getattr(extra, "joint_generator", False):
         raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
                          "(each rank would update its own generator)")
-    module = BatchLoss(model, sampler, temperature, config.regularization, extra)
+    module = BatchLoss(model, sampler, temperature, config.regularization, extra, config.regularizer)
     device_ids = [model.device.index] if model.device.type == "cuda" else None
     replicated = DistributedDataParallel(module, device_ids=device_ids)
 
@@ -284,6 +284,7 @@ def batch_loss(
     adversarial_temperature: float | None,
     regularization: float,
     extra: ExtraObjective | None = None,
+    regularizer: str = "l2",
 ) -> Tensor:
     """The loss of one batch: sampled negatives, (self-adversarial) sigmoid loss, optional extra terms."""
     negatives = sampler.sample(positives, generator)
@@ -291,7 +292,7 @@ def batch_loss(
     weights = negative_weights(negative_scores, negatives.valid, adversarial_temperature)
     loss = sigmoid_loss(positive_scores, negative_scores, weights)
     if regularization > 0:
-        loss = loss + regularization * model.embedding_norms(positives)
+        loss = loss + regularization * model.embedding_norms(positives, regularizer)
     if extra is not None:
         loss = loss + extra.loss(model, positives, generator)
     return loss
@@ -301,17 +302,18 @@ class BatchLoss(torch.nn.Module):
     """`batch_loss` as a module, so DistributedDataParallel can wrap it and average its gradients."""
 
     def __init__(self, model: KGCModel, sampler: NegativeSampler, adversarial_temperature: float | None,
-                 regularization: float, extra: ExtraObjective | None) -> None:
+                 regularization: float, extra: ExtraObjective | None, regularizer: str = "l2") -> None:
         super().__init__()
         self.model = model
         self.sampler = sampler
         self.adversarial_temperature = adversarial_temperature
         self.regularization = regularization
         self.extra = extra
+        self.regularizer = regularizer
 
     def forward(self, positives: Tensor, generator: torch.Generator, scale: float = 1.0) -> Tensor:
         return scale * batch_loss(self.model, self.sampler, positives, generator, self.adversarial_temperature,
-                                  self.regularization, self.extra)
+                                  self.regularization, self.extra, self.regularizer)
 
 
 @contextlib.contextmanager
@@ -356,10 +358,12 @@ def train_step(
     *,
     max_grad_norm: float = 0.0,
     precision: str = "fp32",
+    regularizer: str = "l2",
 ) -> Tensor:
     """One optimiser step on one batch; returns the detached fp32 loss (no host sync)."""
     with precision_context(precision, positives.device):
-        loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra)
+        loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra,
+                          regularizer)
     apply_gradients(loss, optimizer, model.parameters(), max_grad_norm)
     if extra is not None:
         extra.after_step(model, positives, generator)

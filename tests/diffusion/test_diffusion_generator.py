@@ -9,6 +9,7 @@ import torch
 
 from dhns.config import DiffusionConfig, ModelConfig, PretrainConfig
 from dhns.diffusion.generator import (
+    HierarchicalGenerator,
     build_generator,
     level_scales,
     level_views,
@@ -167,3 +168,95 @@ def test_diffusion_params_are_validated():
         dataclasses.replace(DiffusionConfig(), report_steps=(0, 99))
     with pytest.raises(ValueError, match="loss"):
         DiffusionConfig(loss="huber")
+
+
+# ----- the loss over rows that have a level -------------------------------------------------------------
+
+
+def text_model(missing: torch.Tensor | None = None) -> tuple[KGCModel, torch.Tensor, HierarchicalGenerator]:
+    """An untrained model with text (absent for the `missing` entities) and its generator, seeded."""
+    torch.manual_seed(0)
+    triples, num_entities = toy_graph()
+    present = torch.ones(num_entities, dtype=torch.bool)
+    if missing is not None:
+        present[missing] = False
+    features = {"text": (torch.randn(num_entities, 6) * present[:, None], present)}
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), num_entities, 2, features)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    generator = build_generator(model, num_steps=10, beta_start=1e-4, beta_end=0.02)
+    assert generator.levels == ("structural", "text")
+    return model, triples, generator
+
+
+def reference_loss(generator, model, triples, seed, loss_type="l1"):
+    """The loss by hand, level by level, tail then head, each drawing t then noise for every row; a level's
+    error is averaged over the rows whose both ends have it (the plain mean when all have it)."""
+    replay = torch.Generator().manual_seed(seed)
+    heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
+    presence = model.entities.modality_presence
+    total = torch.zeros(())
+    for level in generator.levels:
+        keep = presence(triples[:, 0])[level] & presence(triples[:, 2])[level]
+        conditions = side_conditions(model, triples, heads[level], tails[level])
+        scale = generator.scale(level)
+        for side, target in (("tail", tails[level]), ("head", heads[level])):
+            x0, condition = target / scale, conditions[side] / scale
+            t = torch.randint(0, generator.diffusion.num_steps, (x0.shape[0],), generator=replay)
+            noise = torch.randn(x0.shape, generator=replay)
+            predicted = generator.denoisers[level](generator.diffusion.q_sample(x0, t, noise), t, condition)
+            error = (predicted - noise).abs() if loss_type == "l1" else (predicted - noise).square()
+            if keep.all():
+                total = total + error.mean()  # the unmasked formula the loss had before masking
+            elif keep.any():
+                total = total + error[keep].mean()
+    return total
+
+
+@pytest.mark.parametrize("loss_type", ["l1", "l2"])
+def test_loss_with_every_row_present_equals_the_plain_mean_of_the_noise_error(loss_type):
+    model, triples, generator = text_model()
+    batch = triples[:12]
+    loss = generator.loss(model, batch, loss_type=loss_type, generator=torch.Generator().manual_seed(5))
+    expected = reference_loss(generator, model, batch, seed=5, loss_type=loss_type)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_loss_of_a_batch_without_text_at_both_ends_is_the_structural_loss_alone():
+    triples, _ = toy_graph()
+    batch = triples[:8]
+    model, _, generator = text_model(missing=batch[:, 0])  # every row's head lacks text; tails have it
+    assert not (model.entities.modality_presence(batch[:, 0])["text"]
+                & model.entities.modality_presence(batch[:, 2])["text"]).any()
+    loss = generator.loss(model, batch, generator=torch.Generator().manual_seed(2))
+    assert torch.isfinite(loss)
+
+    structural_only = HierarchicalGenerator(("structural",), generator.width, generator.diffusion,
+                                            {"structural": float(generator.scale("structural"))})
+    structural_only.denoisers["structural"].load_state_dict(generator.denoisers["structural"].state_dict())
+    expected = structural_only.loss(model, batch, generator=torch.Generator().manual_seed(2))  # draws come first
+    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    torch.testing.assert_close(loss, reference_loss(generator, model, batch, seed=2), rtol=1e-6, atol=1e-7)
+
+    loss.backward()
+    for name, parameter in generator.named_parameters():
+        assert parameter.grad is None or torch.isfinite(parameter.grad).all(), name
+        if name.startswith("denoisers.text.") and parameter.grad is not None:
+            assert not parameter.grad.any(), name  # the text level contributed nothing
+    assert any(p.grad is not None and p.grad.any() for p in generator.denoisers["structural"].parameters())
+
+
+@pytest.mark.parametrize("value", [1e4, float("nan")])
+def test_rows_without_the_modality_do_not_change_the_loss(value):
+    triples, _ = toy_graph()
+    batch = triples[:10]
+    missing = batch[:3, 2]  # three rows lack text at the tail, the others have it at both ends
+    model, _, generator = text_model(missing=missing)
+    first = generator.loss(model, batch, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(first, reference_loss(generator, model, batch, seed=7), rtol=1e-6, atol=1e-7)
+
+    model.entities.features_text[missing] = value  # the masked rows' text views change (to NaN, even)
+    changed = generator.loss(model, batch, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(changed, first, rtol=0, atol=0)
+    changed.backward()
+    assert all(torch.isfinite(p.grad).all() for p in generator.parameters() if p.grad is not None)

@@ -85,9 +85,10 @@ class HierarchicalGenerator(nn.Module):
             keep = present_h[level] & present_t[level]  # (B,) both ends have this view
             scale = self.scale(level)
             for side, target in (("tail", tails[level]), ("head", heads[level])):
+                # a mask, not a row selection: no host sync, and a level no row has adds exactly 0 (not NaN)
                 total = total + self.diffusion.training_loss(
-                    self.denoisers[level], (target[keep] / scale), (conditions[side][keep] / scale),
-                    loss_type=loss_type, generator=generator,
+                    self.denoisers[level], target / scale, conditions[side] / scale,
+                    loss_type=loss_type, generator=generator, mask=keep,
                 )
         return total
 

@@ -67,7 +67,12 @@ def hardness_diagnostics(
     rng: torch.Generator | None = None,
     bins: int = 40,
 ) -> tuple[dict, list[dict]]:
-    """The hardness report and the score histogram rows, from one generation."""
+    """The hardness report and the score histogram rows, from one generation.
+
+    `fused` is what NTAT trains on: each side's generated views fused by the model's attention over the
+    views the true entity has, scored by the model against the fused true other end; `levels` scores each
+    semantic level's view against the condition at that level alone.
+    """
     model.eval()
     generated = generator.generate(model, triples, keep_steps, generator=rng)
     all_ids = torch.arange(model.num_entities, device=model.device)
@@ -75,29 +80,70 @@ def hardness_diagnostics(
     known = {"tail": filter_index.tail_mask(triples[:, 0], triples[:, 1]),
              "head": filter_index.head_mask(triples[:, 1], triples[:, 2])}  # (B, N) other true answers
     truth_ids = {"tail": triples[:, 2], "head": triples[:, 0]}
-    rows = torch.arange(triples.shape[0], device=triples.device)
     report: dict = {}
     scores: dict[tuple[str, str], dict[int, Tensor]] = {}
     for level in generator.levels:
         table = tables[level]
         conditions = side_conditions(model, triples, table[triples[:, 0]], table[triples[:, 2]])
         for side in ("head", "tail"):
-            truth = table[truth_ids[side]]
-            entries = {}
-            for k in sorted(keep_steps):
-                sample = generated[level][side][k]
-                nearest = nearest_entities(sample, table)
-                is_true = known[side][rows, nearest] | (nearest == truth_ids[side])
-                sample_scores = model.interaction.compare(conditions[side], sample)
-                scores.setdefault((level, side), {})[k] = sample_scores
-                entries[f"step_{k}"] = {
-                    "mean_distance": float((sample - truth).norm(dim=1).mean()),
-                    "mean_score": float(sample_scores.mean()),
-                    "false_negative_share": float(is_true.float().mean()),
-                }
-            distances = [entries[f"step_{k}"]["mean_distance"] for k in sorted(keep_steps)]
-            means = [entries[f"step_{k}"]["mean_score"] for k in sorted(keep_steps)]
-            entries["easy_to_hard_ordered"] = all(a <= b for a, b in zip(distances, distances[1:])) and all(
-                a >= b for a, b in zip(means, means[1:]))
-            report.setdefault(level, {})[side] = entries
-    return {"levels": report}, score_histogram_rows(scores, bins)
+            samples = {k: generated[level][side][k] for k in keep_steps}
+            sample_scores = {k: model.interaction.compare(conditions[side], sample) for k, sample in samples.items()}
+            report.setdefault(level, {})[side] = _side_entries(samples, sample_scores, table, truth_ids[side],
+                                                               known[side])
+            scores[(level, side)] = sample_scores
+    fused_report, fused_scores = _fused_entries(model, triples, generated, keep_steps, known)
+    scores.update({("fused", side): per_step for side, per_step in fused_scores.items()})
+    return {"fused": fused_report, "levels": report}, score_histogram_rows(scores, bins)
+
+
+def _side_entries(samples: dict[int, Tensor], sample_scores: dict[int, Tensor], table: Tensor, truth_ids: Tensor,
+                  known: Tensor) -> dict:
+    """Per step: distance to the truth, mean score, and the share whose nearest table entity is a true answer."""
+    rows = torch.arange(truth_ids.shape[0], device=truth_ids.device)
+    truth = table[truth_ids]
+    entries = {}
+    for k in sorted(samples):
+        nearest = nearest_entities(samples[k], table)
+        is_true = known[rows, nearest] | (nearest == truth_ids)
+        entries[f"step_{k}"] = {
+            "mean_distance": float((samples[k] - truth).norm(dim=1).mean()),
+            "mean_score": float(sample_scores[k].mean()),
+            "false_negative_share": float(is_true.float().mean()),
+        }
+    distances = [entries[f"step_{k}"]["mean_distance"] for k in sorted(samples)]
+    means = [entries[f"step_{k}"]["mean_score"] for k in sorted(samples)]
+    entries["easy_to_hard_ordered"] = all(a <= b for a, b in zip(distances, distances[1:])) and all(
+        a >= b for a, b in zip(means, means[1:]))
+    return entries
+
+
+def _fused_entries(model: KGCModel, triples: Tensor, generated: dict, keep_steps: Sequence[int],
+                   known: dict[str, Tensor]) -> tuple[dict, dict[str, dict[int, Tensor]]]:
+    """The fused report: generated entities as NTAT scores them, beside the true triples' own scores."""
+    interaction, entities = model.interaction, model.entities
+    table = model.entities.all_entities()
+    heads, tails, relations = table[triples[:, 0]], table[triples[:, 2]], model.relations(triples[:, 1])
+    present = {"head": entities.modality_presence(triples[:, 0]), "tail": entities.modality_presence(triples[:, 2])}
+    truth_ids = {"tail": triples[:, 2], "head": triples[:, 0]}
+    positive = interaction.compare(interaction.tail_query(heads, relations), tails)
+    report: dict = {"positive_mean_score": float(positive.mean())}
+    scores: dict[str, dict[int, Tensor]] = {}
+    for side in ("head", "tail"):
+        samples, sample_scores, attention = {}, {}, {}
+        for k in keep_steps:
+            views = {name: generated[name][side][k] for name in entities.view_names}
+            samples[k] = entities.fuse(views, present[side])
+            head, tail = (samples[k], tails) if side == "head" else (heads, samples[k])
+            sample_scores[k] = interaction.compare(interaction.tail_query(head, relations), tail)
+            if entities.modalities:
+                weights = entities.attention_weights(views, present[side]).mean(dim=0)
+                attention[k] = dict(zip(entities.view_names, (round(float(w), 4) for w in weights)))
+        entries = _side_entries(samples, sample_scores, table, truth_ids[side], known[side])
+        for k, weights in attention.items():
+            entries[f"step_{k}"]["attention"] = weights
+        report[side] = entries
+        scores[side] = sample_scores
+    if entities.modalities:
+        real = entities.attention_weights(entities.modality_embeddings(triples[:, 2]), present["tail"]).mean(dim=0)
+        report["true_tail_attention"] = dict(zip(entities.view_names, (round(float(w), 4) for w in real)))
+    return report, scores

@@ -142,20 +142,35 @@ class GaussianDiffusion(nn.Module):
         *,
         loss_type: str = "l1",
         generator: torch.Generator | None = None,
+        mask: Tensor | None = None,
     ) -> Tensor:
         """Scalar noise-prediction error at one uniform random step per row.
 
         Draws t (B,) first and the noise second from `generator`, so a caller holding an identically
         seeded generator can reproduce both. L1 is the reference's choice; l2 is the DDPM paper's.
+
+        `mask` (B,) bool restricts the mean to the rows it keeps, without selecting them (no host sync):
+        every row still draws its t and noise, masked rows' inputs are zeroed so their values (even
+        non-finite ones) reach neither the loss nor the gradient, and a mask keeping no row gives exactly 0.
+        With every row kept the value equals the unmasked one (up to float summation order).
         """
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"unknown loss_type {loss_type!r}; expected one of {', '.join(LOSS_TYPES)}")
+        if mask is not None:
+            keep = mask.to(device=x0.device, dtype=torch.bool)[:, None]  # (B, 1)
+            x0 = torch.where(keep, x0, torch.zeros((), device=x0.device, dtype=x0.dtype))
+            condition = torch.where(keep, condition, torch.zeros((), device=condition.device, dtype=condition.dtype))
         batch = x0.shape[0]
         t = torch.randint(0, self.num_steps, (batch,), generator=generator, device=x0.device)  # (B,)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)  # (B, d)
         predicted = denoiser(self.q_sample(x0, t, noise), t, condition)  # (B, d)
         error = predicted - noise
-        return error.abs().mean() if loss_type == "l1" else error.square().mean()
+        if mask is None:
+            return error.abs().mean() if loss_type == "l1" else error.square().mean()
+        per_row = (error.abs() if loss_type == "l1" else error.square()).mean(dim=-1, dtype=torch.float32)  # (B,)
+        kept = keep[:, 0]
+        total = torch.where(kept, per_row, torch.zeros((), device=per_row.device, dtype=per_row.dtype)).sum()
+        return total / kept.sum(dtype=torch.float32).clamp(min=1.0)
 
     # ----- reverse process -------------------------------------------------------------------------
 

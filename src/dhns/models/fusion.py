@@ -45,23 +45,42 @@ class MultimodalEntityEncoder(nn.Module):
             self.projections[name] = projection
         self.attention = nn.Parameter(torch.zeros(width)) if self.modalities else None
 
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        """The views an entity can have, in attention order: the structural embedding, then each modality."""
+        return ("structural",) + self.modalities
+
     def forward(self, entity_ids: Tensor) -> Tensor:
         """(...,) long ids -> (..., width) fused embeddings."""
-        structural = self.structural(entity_ids)
         if not self.modalities:
-            return structural
-        flat_ids = entity_ids.reshape(-1)
-        views = [structural.reshape(-1, self.width)]  # each (n, width)
-        masks = [torch.ones_like(flat_ids, dtype=torch.bool)]
-        for name in self.modalities:
-            views.append(self.projections[name](getattr(self, f"features_{name}")[flat_ids]))
-            masks.append(getattr(self, f"present_{name}")[flat_ids])
-        stacked = torch.stack(views, dim=1)  # (n, M, width)
-        logits = torch.tanh(stacked) @ self.attention  # (n, M)
-        logits = logits.masked_fill(~torch.stack(masks, dim=1), float("-inf"))
-        weights = torch.softmax(logits, dim=1)  # (n, M); structural keeps every row finite
-        fused = (weights.unsqueeze(-1) * stacked).sum(dim=1)
-        return fused.reshape(*entity_ids.shape, self.width)
+            return self.structural(entity_ids)
+        return self.fuse(self.modality_embeddings(entity_ids), self.modality_presence(entity_ids))
+
+    def attention_weights(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        """(..., M) softmax over the views present (`view_names` order) of w^T tanh(e_m).
+
+        `views[name]` is (..., width), `present[name]` (...,) bool. The same function weighs real entities
+        and generated ones (NTAT fuses generated views as the model fuses real entities), so the attention
+        parameter learns from both. A row must have at least one view present (real ones always have the
+        structural view).
+        """
+        return self._weights(*self._stack(views, present))
+
+    def fuse(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
+        """(..., width): sum_m a_m e_m over the views present, with a from `attention_weights`."""
+        if not self.modalities:
+            return views["structural"]
+        stacked, mask = self._stack(views, present)
+        return (self._weights(stacked, mask).unsqueeze(-1) * stacked).sum(dim=-2)
+
+    def _stack(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        stacked = torch.stack([views[name] for name in self.view_names], dim=-2)  # (..., M, width)
+        mask = torch.stack([present[name] for name in self.view_names], dim=-1)  # (..., M)
+        return stacked, mask
+
+    def _weights(self, stacked: Tensor, mask: Tensor) -> Tensor:
+        logits = (torch.tanh(stacked) @ self.attention).masked_fill(~mask, float("-inf"))
+        return torch.softmax(logits, dim=-1)
 
     def all_entities(self) -> Tensor:
         """(N, width): every fused entity, e.g. for ranking all candidates."""

@@ -77,12 +77,19 @@ class KGCModel(nn.Module):
         negative_scores = self.interaction.compare(queries.unsqueeze(1), candidates)
         return positive_scores, negative_scores
 
-    def embedding_norms(self, triples: Tensor) -> Tensor:
-        """Mean squared norm of the embeddings a batch touches, for L2 regularisation."""
-        heads = self.entities(triples[:, 0])
-        tails = self.entities(triples[:, 2])
-        relations = self.relations(triples[:, 1])
-        return (heads.pow(2).mean() + tails.pow(2).mean() + relations.pow(2).mean()) / 3
+    def embedding_norms(self, triples: Tensor, kind: str = "l2") -> Tensor:
+        """Size of the embeddings a batch touches (fused entities and relations), to penalise.
+
+        l2: the mean squared entry over h, r and t. n3 (Lacroix et al., 2018, the nuclear 3-norm bound
+        that keeps DistMult and ComplEx from growing their norms): the batch mean of sum_i |x_i|^3 over
+        h, r and t, divided by 3.
+        """
+        parts = (self.entities(triples[:, 0]), self.relations(triples[:, 1]), self.entities(triples[:, 2]))
+        if kind == "l2":
+            return sum(part.pow(2).mean() for part in parts) / 3
+        if kind == "n3":
+            return sum(part.abs().pow(3).sum(dim=-1).mean() for part in parts) / 3
+        raise ValueError(f"unknown regularizer {kind!r}; valid: l2, n3")
 
     # --- LinkScorer protocol -------------------------------------------------------------------------
     def score_tails(self, heads: Tensor, relations: Tensor) -> Tensor:
