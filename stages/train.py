@@ -11,7 +11,7 @@ from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shut
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory
 from dhns.models.kgc import load_model, save_model
-from dhns.ntat import HardNegativeObjective
+from dhns.ntat import HardNegativeObjective, first_batch_breakdown
 from dhns.pipeline import load_stage_inputs
 from dhns.sampling import make_sampler
 from dhns.training import train_kgc, write_training_report
@@ -33,6 +33,10 @@ def main() -> int:
                                       config.diffusion_loss, hard_loss=config.hard_loss,
                                       distmult_hard_margin=config.distmult_hard_margin)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    breakdown = None
+    if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training
+        breakdown = first_batch_breakdown(model, sampler, extra, graph.train[: config.batch_size].to(device),
+                                          config, params.seed)
     logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
     checkpointing = Checkpointing(Path("checkpoints/train"), config.checkpoint_every)
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
@@ -45,7 +49,9 @@ def main() -> int:
         save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
     write_training_report("train", result, params.evaluate.tie_policy, {
         "sampler": config.sampler,
+        "hard_loss": config.hard_loss if extra is not None else "none",
         "generator_steps": extra.generator_steps if extra is not None else 0,
+        **({"first_batch": breakdown} if breakdown is not None else {}),
     })
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
     shutdown_parallel()

@@ -78,7 +78,13 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
     assert set(diffusion["levels"]) == {"structural", "text"}
     assert set(diffusion["levels"]["text"]["tail"]) >= {"step_0", "step_5", "step_10", "easy_to_hard_ordered"}
-    assert json.loads((project / "metrics" / "train.json").read_text())["sampler"] == "dhns"
+    train_report = json.loads((project / "metrics" / "train.json").read_text())
+    assert (train_report["sampler"], train_report["hard_loss"]) == ("dhns", "reference")
+    for form in ("reference", "per_view"):
+        share = train_report["first_batch"][form]
+        assert 0 < share["share_of_total"] < 1 and share["hard_loss"] > 0
+    assert diffusion["fused"]["tail"]["step_0"]["mean_score"] < 1e9  # generated entities scored fused, as in NTAT
+    assert set(diffusion["fused"]["true_tail_attention"]) == {"structural", "text"}
     rendered = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
     assert {"plots/pretrain/valid.csv", "plots/train/loss.csv", "plots/diffusion/hardness.csv"} <= set(rendered)
     hardness = rendered["plots/diffusion/hardness.csv"][0]["content"]  # the custom template in .dvc/plots
@@ -93,14 +99,22 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline"], project)
 
-    current = yaml.safe_load((project / "params.yaml").read_text())["model"]["name"]
-    other = "rotate" if current != "rotate" else "transe"
+    current = yaml.safe_load((project / "params.yaml").read_text())
+    other = "distmult" if current["model"]["name"] != "distmult" else "transe"
     experiment = run(["dvc", "exp", "run", "-S", f"model.name={other}"], project)
     output = experiment.stdout + experiment.stderr
     assert "Stage 'prepare' didn't change, skipping" in output
     assert "Stage 'features' didn't change, skipping" in output
     for stage in ("pretrain", "diffusion", "train", "evaluate"):
         assert f"Running stage '{stage}'" in output
+    # the switch alone brought the other scorer's settings, and DVC tracks exactly those
+    preset = current["scorers"][other]
+    assert json.loads((project / "models" / "pretrain" / "model.json").read_text())["model"]["margin"] == \
+        preset["model"]["margin"]
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert lock["pretrain"]["params"]["params.yaml"][f"scorers.{other}.pretrain"] == preset["pretrain"]
+    assert lock["train"]["params"]["params.yaml"][f"scorers.{other}.train"] == preset["train"]
+    assert not any(key.startswith("scorers.") and other not in key for key in lock["pretrain"]["params"]["params.yaml"])
     table = run([sys.executable, "-m", "dhns.compare"], project).stdout
     assert f"| TINY | {other} | dhns | 0 |" in table
     diff = run(["dvc", "metrics", "diff", "--json"], project)

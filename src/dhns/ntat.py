@@ -27,17 +27,21 @@ generator takes its own step on each batch.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from dhns.config import HardnessLevel
+from dhns.config import HardnessLevel, TrainConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.diffusion.training import generator_step
 from dhns.models.kgc import KGCModel
+from dhns.sampling import NegativeSampler
+from dhns.training import batch_loss
 
 Tensor = torch.Tensor
+log = logging.getLogger(__name__)
 Generated = dict[str, dict[str, dict[int, Tensor]]]  # semantic level -> side -> step -> (B, w)
 
 
@@ -99,6 +103,40 @@ def per_view_hard_loss(
                 losses = -F.logsigmoid(-(scores + level.margin * margin))
                 total = total + level.weight * (losses * rows).sum() / rows.sum().clamp(min=1)
     return total
+
+
+def hard_loss_breakdown(model: KGCModel, objective: "HardNegativeObjective", positives: Tensor, base_loss: float,
+                        rng: torch.Generator | None = None) -> dict:
+    """Both forms' mu * L_hard on one batch of the same generated negatives, and their share of the total.
+
+    What a user checks before trusting mu: a hard term that is 0.1% of the loss cannot change much, one
+    that is 90% of it drowns the base loss.
+    """
+    with torch.no_grad():
+        objective.generator.eval()
+        generated = objective.generator.generate(model, positives, objective.steps, generator=rng)
+        margin = hard_margin(model, objective.distmult_hard_margin)
+        report: dict = {"base_loss": round(base_loss, 6), "mu": objective.hard_loss_weight}
+        for form, function in HARD_LOSSES.items():
+            hard = objective.hard_loss_weight * float(function(model, positives, generated, objective.levels, margin))
+            report[form] = {"hard_loss": round(hard, 6), "share_of_total": round(hard / (base_loss + hard), 6)}
+    return report
+
+
+def first_batch_breakdown(model: KGCModel, sampler: NegativeSampler, extra: "HardNegativeObjective", positives: Tensor,
+                          config: TrainConfig, seed: int) -> dict:
+    """The base loss and both hard-loss forms on the first train batch of the pretrained model (logged)."""
+    rng = torch.Generator(device=positives.device)
+    rng.manual_seed(seed)
+    sampler.to(positives.device)
+    with torch.no_grad():
+        base = float(batch_loss(model, sampler, positives, rng, config.adversarial_temperature, config.regularization,
+                                regularizer=config.regularizer))
+    breakdown = hard_loss_breakdown(model, extra, positives, base, rng)
+    log.info("first batch: base loss %.4f; mu * L_hard: reference %.5f (%.2f%%), per_view %.5f (%.2f%%)", base,
+             breakdown["reference"]["hard_loss"], 100 * breakdown["reference"]["share_of_total"],
+             breakdown["per_view"]["hard_loss"], 100 * breakdown["per_view"]["share_of_total"])
+    return breakdown
 
 
 HardLoss = Callable[[KGCModel, Tensor, Generated, Sequence[HardnessLevel], float], Tensor]
