@@ -1,20 +1,24 @@
-"""Choose a scorer's pretraining settings on validation: a grid of overrides, one finished cell per line.
+"""Choose a scorer's settings on validation: a grid of overrides, one finished cell per line.
 
 Usage (after `dvc repro features`, which writes the prepared graph and its features):
 
     python -m dhns.tune --scorer distmult --set pretrain.kgc_lr=0.001,0.005 --set pretrain.regularization=0,0.01
+    python -m dhns.tune --stage train --scorer transe --set train.hard_loss_weight=0.01,0.1 --set train.hard_loss=reference,per_view
 
 Each cell is params.yaml with `model.name` set to the scorer, that scorer's `scorers.<name>` settings and the
-cell's overrides applied (the same merge the stages use). It runs the pretrain stage's training (validation
-MRR every `eval_every` epochs, early stopping) and appends one JSON line to
-`docs/tuning/<dataset>/<scorer>.jsonl`: the overrides, best validation MRR, best epoch, epochs run and
-seconds. Cells already in the file are skipped, so a grid grows across sessions instead of rerunning.
-Only validation is ever evaluated here: test numbers choose nothing.
+cell's overrides applied (the same merge the stages use). `--stage pretrain` runs the pretrain stage's
+training from scratch; `--stage train` runs NTAT from `models/pretrain` (with the generator in
+`models/diffusion` when the sampler is dhns), which must hold this scorer's model: run `dvc repro diffusion`
+with the same settings first. Both validate every `eval_every` epochs and stop early. One JSON line per cell
+is appended to `docs/tuning/<dataset>/<scorer>[-train].jsonl`: the overrides, best validation MRR, best
+epoch, epochs run, seconds and the validation curve. Cells already in the file are skipped, so a grid grows
+across sessions instead of rerunning. Only validation is ever evaluated here: test numbers choose nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -30,7 +34,9 @@ from dhns.config import Params, apply_scorer_settings, from_mapping
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
-from dhns.models.kgc import KGCModel
+from dhns.diffusion.generator import load_generator
+from dhns.models.kgc import KGCModel, load_model
+from dhns.ntat import HardNegativeObjective
 from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
 from dhns.sampling import make_sampler
 from dhns.training import resolve_device, seed_everything, train_kgc
@@ -75,16 +81,32 @@ def finished_cells(path: Path) -> set[str]:
     return {cell_key(json.loads(line)["overrides"]) for line in path.read_text().splitlines() if line.strip()}
 
 
-def run_cell(params: Params, graph, features, device: torch.device) -> dict[str, Any]:
-    """The pretrain stage's training on one cell; returns what the results file records."""
+def starting_point(stage: str, params: Params, graph, features, device: torch.device):
+    """The model a cell starts from and its objective: fresh for pretrain; the stage outputs for train."""
+    if stage == "pretrain":
+        return KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device), None
+    model = load_model(Path("models/pretrain"), features, device)
+    if model.config.name != params.model.name:
+        raise SystemExit(f"tune: models/pretrain holds a {model.config.name} model, not {params.model.name}; "
+                         f"run `dvc exp run -S model.name={params.model.name} diffusion` first")
+    config = params.train
+    if config.sampler != "dhns":
+        return model, None
+    generator = load_generator(Path("models/diffusion"), device)
+    return model, HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
+                                        hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin)
+
+
+def run_cell(stage: str, params: Params, graph, features, device: torch.device) -> dict[str, Any]:
+    """One cell of the stage's training; returns what the results file records."""
     seed_everything(params.seed)
-    model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
-    config = params.pretrain
+    model, extra = starting_point(stage, params, graph, features, device)
+    config = params.pretrain if stage == "pretrain" else params.train
     sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     started = time.perf_counter()
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="tune")
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="tune", extra=extra)
     return {
         "valid_mrr": round(result.best_valid_metric, 5),
         "best_epoch": result.best_epoch,
@@ -97,6 +119,7 @@ def run_cell(params: Params, graph, features, device: torch.device) -> dict[str,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scorer", required=True, choices=("transe", "distmult", "rotate"))
+    parser.add_argument("--stage", default="pretrain", choices=("pretrain", "train"))
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=V1,V2",
                         help="an axis of the grid; repeat for more axes")
     parser.add_argument("--params", default="params.yaml")
@@ -114,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
                          "run `dvc repro features` first")
     features = read_feature_bundle(FEATURES_DIR, graph.num_entities)
     device = resolve_device(first.device)
-    out = Path(args.out or f"docs/tuning/{graph.name}/{args.scorer}.jsonl")
+    suffix = "" if args.stage == "pretrain" else "-train"
+    out = Path(args.out or f"docs/tuning/{graph.name}/{args.scorer}{suffix}.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     done = finished_cells(out)
     for overrides in cells:
@@ -123,8 +147,9 @@ def main(argv: list[str] | None = None) -> None:
             continue
         params = cell_params(raw, args.scorer, overrides)
         log.info("cell %s", overrides)
-        record = {"overrides": overrides, **run_cell(params, graph, features, device),
-                  "model": params.model.__dict__, "pretrain": params.pretrain.__dict__, "seed": params.seed}
+        config = params.pretrain if args.stage == "pretrain" else params.train
+        record = {"overrides": overrides, **run_cell(args.stage, params, graph, features, device),
+                  "model": params.model.__dict__, args.stage: dataclasses.asdict(config), "seed": params.seed}
         with open(out, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         log.info("valid mrr %.4f at epoch %d of %d (%.0f s)", record["valid_mrr"], record["best_epoch"],

@@ -1,0 +1,51 @@
+"""dhns.tune: grid cells from --set axes, one line per finished cell, finished cells never rerun."""
+
+from __future__ import annotations
+
+import json
+import pytest
+import yaml
+
+from dhns import tune
+from stage_project import write_stage_project
+
+
+def test_grid_cells_are_the_product_of_the_axes_with_yaml_values():
+    cells = list(tune.grid_cells(["pretrain.kgc_lr=0.01,0.02", "pretrain.regularizer=l2,n3"]))
+    assert cells == [
+        {"pretrain.kgc_lr": 0.01, "pretrain.regularizer": "l2"}, {"pretrain.kgc_lr": 0.01, "pretrain.regularizer": "n3"},
+        {"pretrain.kgc_lr": 0.02, "pretrain.regularizer": "l2"}, {"pretrain.kgc_lr": 0.02, "pretrain.regularizer": "n3"},
+    ]
+    with pytest.raises(ValueError, match="expected section.key=value"):
+        list(tune.grid_cells(["kgc_lr=0.1"]))
+
+
+def test_a_cell_gets_the_scorers_preset_under_its_overrides():
+    raw = {"model": {"name": "transe"}, "pretrain": {"patience": 1},
+           "scorers": {"distmult": {"pretrain": {"kgc_lr": 0.02, "regularizer": "n3"}}}}
+    params = tune.cell_params(raw, "distmult", {"pretrain.regularization": 0.5})
+    assert params.model.name == "distmult"
+    assert (params.pretrain.kgc_lr, params.pretrain.regularizer, params.pretrain.regularization) == (0.02, "n3", 0.5)
+    assert params.pretrain.patience == 1
+    assert raw["model"]["name"] == "transe"  # the caller's mapping is untouched
+
+
+def test_cells_land_as_lines_and_a_rerun_skips_them(tmp_path, monkeypatch):
+    write_stage_project(tmp_path, {"num_epochs": 4, "eval_every": 2, "patience": 0, "batch_size": 8,
+                                   "num_negatives": 2})
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["data"]["dataset"] = "STAR"  # the name write_stage_project gives its graph
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "grid.jsonl"
+    argv = ["--scorer", "transe", "--set", "pretrain.kgc_lr=0.01,0.05", "--out", str(out), "--threads", "1"]
+    tune.main(argv)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["overrides"] for r in records] == [{"pretrain.kgc_lr": 0.01}, {"pretrain.kgc_lr": 0.05}]
+    for record in records:
+        assert record["epochs_run"] == 4 and len(record["curve"]) == 2
+        assert record["valid_mrr"] == pytest.approx(max(record["curve"]), abs=1e-4)
+        assert record["pretrain"]["kgc_lr"] == record["overrides"]["pretrain.kgc_lr"]
+    tune.main(argv + ["--set", "pretrain.num_negatives=2"])  # a new axis makes new cells; old ones stay
+    tune.main(argv)  # nothing new: both cells are in the file
+    assert len(out.read_text().splitlines()) == 4
