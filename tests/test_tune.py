@@ -49,3 +49,33 @@ def test_cells_land_as_lines_and_a_rerun_skips_them(tmp_path, monkeypatch):
     tune.main(argv + ["--set", "pretrain.num_negatives=2"])  # a new axis makes new cells; old ones stay
     tune.main(argv)  # nothing new: both cells are in the file
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
+    """--stage train fine-tunes models/pretrain with the generator in models/diffusion, per cell."""
+    import torch
+
+    from dhns.config import ModelConfig
+    from dhns.diffusion.generator import build_generator, save_generator
+    from dhns.models.kgc import KGCModel, save_model
+    from stage_project import NUM_ENTITIES, NUM_RELATIONS
+
+    write_stage_project(tmp_path, {})
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["data"]["dataset"] = "STAR"
+    params["train"].update(num_epochs=2, eval_every=1, patience=0, batch_size=8, num_negatives=2,
+                           hardness_levels=[{"step": 1, "weight": 1.0, "margin": 0.5}])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    torch.manual_seed(0)
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, use_features=False), NUM_ENTITIES, NUM_RELATIONS)
+    save_model(model, tmp_path / "models" / "pretrain")
+    save_generator(build_generator(model, 3, 1e-4, 0.02), tmp_path / "models" / "diffusion")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "train.jsonl"
+    tune.main(["--stage", "train", "--scorer", "transe", "--set", "train.hard_loss=reference,per_view",
+               "--out", str(out)])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["train"]["hard_loss"] for r in records] == ["reference", "per_view"]
+    assert all(r["epochs_run"] == 2 and len(r["curve"]) == 2 for r in records)
+    with pytest.raises(SystemExit, match="holds a transe model, not distmult"):
+        tune.main(["--stage", "train", "--scorer", "distmult", "--out", str(out)])
