@@ -31,8 +31,8 @@ def main() -> None:
         report["dropped"] = dropped
         report["prepared"] = split_report(graph)
     try:
-        graph, report["validation"] = hold_out_validation(graph, params.data.valid_from_train,
-                                                          params.data.valid_seed)
+        size = params.data.held_out_validation_size(len(graph.valid))
+        graph, report["validation"] = hold_out_validation(graph, size, params.data.valid_seed)
     except ValueError as error:
         raise SystemExit(f"prepare: data.{error}") from None
     validation = report["validation"]

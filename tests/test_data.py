@@ -612,3 +612,16 @@ def test_real_benchmarks_read_with_text_for_every_entity(name: str, sizes: tuple
     assert (kg.num_entities, kg.num_relations, len(kg.train), len(kg.valid), len(kg.test)) == sizes
     assert all(text.strip() for text in kg.entity_texts)
     assert all(text.strip() for text in kg.relation_texts)
+
+
+def test_held_out_validation_only_where_the_file_split_is_too_small() -> None:
+    """Defaults: DB15K's 73 cleaned validation triples get 3,000 held out; MKG-Y's 2,665 stay as they are."""
+    from dhns.config import DataConfig
+
+    config = DataConfig()
+    assert config.held_out_validation_size(73) == 3000
+    assert config.held_out_validation_size(999) == 3000
+    assert config.held_out_validation_size(1000) == 0
+    assert config.held_out_validation_size(2665) == 0
+    assert DataConfig(valid_file_min=0).held_out_validation_size(0) == 0
+    assert DataConfig(valid_from_train=500, valid_file_min=10**9).held_out_validation_size(4276) == 500

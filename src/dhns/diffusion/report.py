@@ -1,9 +1,12 @@
-"""How hard the generated negatives are, per semantic level and hardness step.
+"""How hard the generated negatives are, as NTAT sees them and per semantic level, at each hardness step.
 
 For a sample of triples and every kept step k: the mean L2 distance of generated heads/tails to the true
-entity's view, their mean KGC score under the scorer's own comparison, and the share whose nearest
-entity (at that level) is a known true answer: a generated negative that lands on a true entity would
-teach the model to push a fact down. Fewer steps left (smaller k) should mean closer and higher scoring.
+entity, their mean KGC score, and the share whose nearest entity is a known true answer (a generated
+negative that lands on a true entity would teach the model to push a fact down). `fused` fuses each
+side's generated views with the model's attention over the views the true entity has and scores them
+against the fused true triple, exactly as the reference NTAT loss does, beside the positives' own mean
+score and the attention weights; `levels` measures each semantic level's view at that level alone (what
+the per-view form trains on). Fewer steps left (smaller k) should mean closer and higher scoring.
 """
 
 from __future__ import annotations
