@@ -30,11 +30,13 @@ def main() -> None:
         graph, dropped = drop_leaked_triples(graph)
         report["dropped"] = dropped
         report["prepared"] = split_report(graph)
+    size = params.data.held_out_validation_size(len(graph.valid))
     try:
-        size = params.data.held_out_validation_size(len(graph.valid))
         graph, report["validation"] = hold_out_validation(graph, size, params.data.valid_seed)
-    except ValueError as error:
-        raise SystemExit(f"prepare: data.{error}") from None
+    except ValueError as error:  # e.g. a star graph: every train triple holds an entity's only occurrence
+        logging.warning("data.%s; keeping the file's %d validation triples", error, len(graph.valid))
+        graph, report["validation"] = hold_out_validation(graph, 0, params.data.valid_seed)
+        report["validation"]["held_out_impossible"] = str(error)
     validation = report["validation"]
     if validation["source"] == "valid_from_train":
         report["prepared"] = split_report(graph)

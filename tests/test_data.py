@@ -625,3 +625,31 @@ def test_held_out_validation_only_where_the_file_split_is_too_small() -> None:
     assert config.held_out_validation_size(2665) == 0
     assert DataConfig(valid_file_min=0).held_out_validation_size(0) == 0
     assert DataConfig(valid_from_train=500, valid_file_min=10**9).held_out_validation_size(4276) == 500
+
+
+def test_prepare_keeps_the_file_validation_when_nothing_can_be_held_out(tmp_path) -> None:
+    """The default asks for held-out validation on small splits; a graph that allows none still prepares."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    raw = tmp_path / "data" / "raw" / "STAR"
+    raw.mkdir(parents=True)
+    names = [f"e{i}" for i in range(6)]
+    (raw / "entity2id.txt").write_text("6\n" + "".join(f"{n}\t{i}\n" for i, n in enumerate(names)))
+    (raw / "relation2id.txt").write_text("1\nr\t0\n")
+    star = [(0, t, 0) for t in range(1, 6)]  # every tail occurs once: no triple can leave train
+    for split, rows in {"train": star[:3], "valid": star[3:4], "test": star[4:]}.items():
+        (raw / f"{split}2id.txt").write_text(f"{len(rows)}\n" + "".join(f"{h} {t} {r}\n" for h, t, r in rows))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["dataset"] = "STAR"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, str(repo / "stages" / "prepare.py")], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "keeping the file's" in result.stderr
+    validation = json.loads((tmp_path / "metrics" / "data.json").read_text())["validation"]
+    assert validation["source"] == "valid_file" and "held_out_impossible" in validation
