@@ -105,34 +105,24 @@ def per_view_hard_loss(
     return total
 
 
-def hard_loss_breakdown(model: KGCModel, objective: "HardNegativeObjective", positives: Tensor, base_loss: float,
-                        rng: torch.Generator | None = None) -> dict:
-    """Both forms' mu * L_hard on one batch of the same generated negatives, and their share of the total.
+def first_batch_breakdown(model: KGCModel, sampler: NegativeSampler, extra: "HardNegativeObjective", positives: Tensor,
+                          config: TrainConfig, seed: int) -> dict:
+    """The base loss and both forms' mu * L_hard on one batch of the same generated negatives (logged).
 
     What a user checks before trusting mu: a hard term that is 0.1% of the loss cannot change much, one
     that is 90% of it drowns the base loss.
     """
-    with torch.no_grad():
-        objective.generator.eval()
-        generated = objective.generator.generate(model, positives, objective.steps, generator=rng)
-        margin = hard_margin(model, objective.distmult_hard_margin)
-        report: dict = {"base_loss": round(base_loss, 6), "mu": objective.hard_loss_weight}
-        for form, function in HARD_LOSSES.items():
-            hard = objective.hard_loss_weight * float(function(model, positives, generated, objective.levels, margin))
-            report[form] = {"hard_loss": round(hard, 6), "share_of_total": round(hard / (base_loss + hard), 6)}
-    return report
-
-
-def first_batch_breakdown(model: KGCModel, sampler: NegativeSampler, extra: "HardNegativeObjective", positives: Tensor,
-                          config: TrainConfig, seed: int) -> dict:
-    """The base loss and both hard-loss forms on the first train batch of the pretrained model (logged)."""
     rng = torch.Generator(device=positives.device)
     rng.manual_seed(seed)
     sampler.to(positives.device)
     with torch.no_grad():
         base = float(batch_loss(model, sampler, positives, rng, config.adversarial_temperature, config.regularization,
                                 regularizer=config.regularizer))
-    breakdown = hard_loss_breakdown(model, extra, positives, base, rng)
+        generated = extra.generate(model, positives, rng)
+        breakdown: dict = {"base_loss": round(base, 6), "mu": extra.hard_loss_weight}
+        for form in HARD_LOSSES:
+            hard = extra.hard_loss_weight * float(extra.form_loss(form, model, positives, generated))
+            breakdown[form] = {"hard_loss": round(hard, 6), "share_of_total": round(hard / (base + hard), 6)}
     log.info("first batch: base loss %.4f; mu * L_hard: reference %.5f (%.2f%%), per_view %.5f (%.2f%%)", base,
              breakdown["reference"]["hard_loss"], 100 * breakdown["reference"]["share_of_total"],
              breakdown["per_view"]["hard_loss"], 100 * breakdown["per_view"]["share_of_total"])
@@ -179,15 +169,19 @@ class HardNegativeObjective:
         for parameter in generator.parameters():
             parameter.requires_grad_(joint_generator)
 
-    def unweighted_loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor:
-        """L_hard before mu: what the closing reports and diagnostics compare across forms."""
+    def generate(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Generated:
+        """The batch's hierarchical negatives at every active step (the frozen generator, in eval mode)."""
         self.generator.eval()
-        generated = self.generator.generate(model, positives, self.steps, generator=rng)
+        return self.generator.generate(model, positives, self.steps, generator=rng)
+
+    def form_loss(self, form: str, model: KGCModel, positives: Tensor, generated: Generated) -> Tensor:
+        """L_hard before mu in either form, on given negatives: training uses `hard_loss`, reports both."""
         margin = hard_margin(model, self.distmult_hard_margin)
-        return HARD_LOSSES[self.hard_loss](model, positives, generated, self.levels, margin)
+        return HARD_LOSSES[form](model, positives, generated, self.levels, margin)
 
     def loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor:
-        return self.hard_loss_weight * self.unweighted_loss(model, positives, rng)
+        generated = self.generate(model, positives, rng)
+        return self.hard_loss_weight * self.form_loss(self.hard_loss, model, positives, generated)
 
     def state_dict(self) -> dict:
         """What a checkpoint carries: the generator and its optimizer only change when trained jointly."""

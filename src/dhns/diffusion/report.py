@@ -139,14 +139,18 @@ def _fused_entries(model: KGCModel, triples: Tensor, generated: dict, keep_steps
             head, tail = (samples[k], tails) if side == "head" else (heads, samples[k])
             sample_scores[k] = interaction.compare(interaction.tail_query(head, relations), tail)
             if entities.modalities:
-                weights = entities.attention_weights(views, present[side]).mean(dim=0)
-                attention[k] = dict(zip(entities.view_names, (round(float(w), 4) for w in weights)))
+                attention[k] = _mean_view_weights(entities.view_names, entities.attention_weights(views, present[side]))
         entries = _side_entries(samples, sample_scores, table, truth_ids[side], known[side])
         for k, weights in attention.items():
             entries[f"step_{k}"]["attention"] = weights
         report[side] = entries
         scores[side] = sample_scores
     if entities.modalities:
-        real = entities.attention_weights(entities.modality_embeddings(triples[:, 2]), present["tail"]).mean(dim=0)
-        report["true_tail_attention"] = dict(zip(entities.view_names, (round(float(w), 4) for w in real)))
+        real = entities.attention_weights(entities.modality_embeddings(triples[:, 2]), present["tail"])
+        report["true_tail_attention"] = _mean_view_weights(entities.view_names, real)
     return report, scores
+
+
+def _mean_view_weights(view_names: Sequence[str], weights: Tensor) -> dict[str, float]:
+    """(B, M) attention weights -> {view: mean weight}, for the report."""
+    return dict(zip(view_names, (round(float(w), 4) for w in weights.mean(dim=0))))
