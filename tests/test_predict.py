@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -93,21 +94,68 @@ def test_top_k_tails_match_the_models_ranking_with_known_tails_filtered(project,
     rows = run_json(root, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "5")
     with torch.no_grad():
         scores = model.score_tails(torch.tensor([ID["Paris"]]), torch.tensor([LOCATED_IN]))[0]
-    expected = expected_ranking(scores, {ID["France"], ID["Europe"]})[:5]
+    expected = expected_ranking(scores, {ID["France"], ID["Europe"], ID["Paris"]})[:5]  # known, and itself
     assert [row["entity"] for row in rows] == [NAMES[i] for i in expected]
     assert [row["rank"] for row in rows] == [1, 2, 3, 4, 5]
     assert [row["score"] for row in rows] == pytest.approx([float(scores[i]) for i in expected])
     assert [row["id"] for row in rows] == expected
 
 
-def test_all_candidates_keep_the_query_entity_and_drop_only_known_answers(project, capsys) -> None:
+def test_all_candidates_drop_known_answers_and_the_query_entity_when_train_has_no_self_loop(project, capsys) -> None:
     root, _ = project
     rows = run_json(root, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100")
     names = [row["entity"] for row in rows]
-    assert len(names) == len(NAMES) - 2
+    assert len(names) == len(NAMES) - 3
     assert "France" not in names and "Europe" not in names  # known in train and in test
-    assert "Paris" in names  # the query entity itself is not a known answer
+    assert "Paris" not in names  # no (x, locatedIn, x) in train: the query entity is no answer
+
+
+def test_keep_self_keeps_the_query_entity_marked_self(project, capsys) -> None:
+    root, _ = project
+    rows = run_json(root, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--keep-self")
+    assert len(rows) == len(NAMES) - 2
     assert next(row for row in rows if row["entity"] == "Paris")["mark"] == "self"
+
+
+def test_query_entity_kept_by_default_for_a_relation_with_self_loops_in_train(tmp_path, capsys) -> None:
+    base = tiny_graph()
+    graph = KnowledgeGraph(name=base.name, entity_names=base.entity_names, entity_texts=base.entity_texts,
+                           relation_names=base.relation_names, valid=base.valid, test=base.test,
+                           train=torch.cat([base.train, triples(("Rome", LOCATED_IN, "Rome"))]))
+    write_prepared(graph, tmp_path / "data" / "prepared")
+    save_model(tiny_model(graph), tmp_path / "models" / "train")
+    rows = run_json(tmp_path, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100")
+    assert "Paris" in [row["entity"] for row in rows]
+    rows = run_json(tmp_path, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--exclude-self")
+    assert "Paris" not in [row["entity"] for row in rows]
+
+
+def readme_predict_commands() -> list[list[str]]:
+    """Every `python -m dhns predict ...` line of README.md, split as a shell would, without its comment."""
+    commands = []
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("python -m dhns predict"):
+            commands.append(shlex.split(line.strip(), comments=True)[3:])
+    return commands
+
+
+def test_every_readme_predict_command_runs_against_a_model_of_its_entities(tmp_path, capsys) -> None:
+    """The README's queries name MKG-Y entities and relations; a tiny graph with those names (not Gabon: it is no MKG-Y entity) answers them."""
+    names = ("Libreville", "Congo", "Brazzaville", "Colombo", "Sri_Lanka", "Gilles_Mbang_Ondo")
+    relations = ("wasBornIn", "isLocatedIn", "hasCapital")
+    index = {name: i for i, name in enumerate(names)}
+    rows = [("Gilles_Mbang_Ondo", 0, "Libreville"), ("Libreville", 1, "Congo"), ("Brazzaville", 1, "Congo"),
+            ("Sri_Lanka", 2, "Colombo")]
+    train = torch.tensor([[index[h], r, index[t]] for h, r, t in rows])
+    graph = KnowledgeGraph(name="MKG-Y", entity_names=names, entity_texts=tuple(n.replace("_", " ") for n in names),
+                           relation_names=relations, train=train, valid=train[:1], test=train[1:2])
+    write_prepared(graph, tmp_path / "data" / "prepared")
+    save_model(tiny_model(graph), tmp_path / "models" / "train")
+    commands = readme_predict_commands()
+    assert len(commands) >= 4
+    for command in commands:
+        assert main([*command, *paths(tmp_path)]) == 0, command
+        assert capsys.readouterr().out.strip()
 
 
 def test_head_side_variant_ranks_heads(project, capsys) -> None:
@@ -122,7 +170,8 @@ def test_head_side_variant_ranks_heads(project, capsys) -> None:
 
 def test_no_filter_keeps_known_answers_and_marks_their_split(project, capsys) -> None:
     root, model = project
-    rows = run_json(root, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--no-filter")
+    rows = run_json(root, capsys, "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--no-filter",
+                    "--keep-self")
     assert len(rows) == len(NAMES)
     marks = {row["entity"]: row["mark"] for row in rows}
     assert marks["France"] == "known:train" and marks["Europe"] == "known:test" and marks["Berlin"] is None
@@ -136,10 +185,10 @@ def test_table_shows_rank_name_description_score_and_known_count(project, capsys
     assert main(["predict", "--head", "Paris", "--relation", "locatedIn", "--top-k", "10", *paths(root)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "TINY: (Paris, locatedIn, ?), top 8 tails"
-    assert lines[1] == "(2 known tails filtered)"
+    assert lines[0] == "TINY: (Paris, locatedIn, ?), top 7 tails"  # 10 less 2 known less Paris itself
+    assert lines[1] == "(2 known tails filtered); Paris itself left out"
     assert lines[2].split() == ["rank", "entity", "description", "score", "mark"]
-    assert lines[3].split()[0] == "1" and len(lines) == 3 + 8
+    assert lines[3].split()[0] == "1" and len(lines) == 3 + 7
     assert "Libreville: capital of Gabon" in out  # the label/description of a Wikidata-named entity
     assert "France: republic" not in out  # filtered
     assert "Springfield: city in Massachusetts" in out
@@ -147,7 +196,7 @@ def test_table_shows_rank_name_description_score_and_known_count(project, capsys
 
 def test_unfiltered_table_marks_known_answers_and_truncates_long_texts(project, capsys) -> None:
     root, _ = project
-    query = ["predict", "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--no-filter"]
+    query = ["predict", "--head", "Paris", "--relation", "locatedIn", "--top-k", "100", "--no-filter", "--keep-self"]
     assert main([*query, *paths(root)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1] == "(2 known tails not filtered; marked known:<split>)"
@@ -224,7 +273,7 @@ def test_model_with_text_features_reads_the_bundle(tmp_path, capsys) -> None:
     rows = run_json(tmp_path, capsys, *query[1:5])
     with torch.no_grad():
         scores = model.score_heads(torch.tensor([CAPITAL_OF]), torch.tensor([ID["Germany"]]))[0]
-    assert [row["id"] for row in rows] == expected_ranking(scores, {ID["Berlin"]})[:10]
+    assert [row["id"] for row in rows] == expected_ranking(scores, {ID["Berlin"], ID["Germany"]})[:10]
 
 
 @pytest.mark.parametrize(
@@ -252,8 +301,8 @@ def test_module_entry_point_uses_the_pipeline_folders_by_default(project) -> Non
     assert result.returncode == 0, result.stderr
     with torch.no_grad():
         scores = model.score_tails(torch.tensor([ID["Paris"]]), torch.tensor([LOCATED_IN]))[0]
-    best = NAMES[expected_ranking(scores, {ID["France"], ID["Europe"]})[0]]
-    assert result.stdout.splitlines()[1] == "(2 known tails filtered)"
+    best = NAMES[expected_ranking(scores, {ID["France"], ID["Europe"], ID["Paris"]})[0]]
+    assert result.stdout.splitlines()[1] == "(2 known tails filtered); Paris itself left out"
     assert result.stdout.splitlines()[3].split()[:2] == ["1", best]
 
 

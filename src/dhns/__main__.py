@@ -67,6 +67,12 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, or 'auto' for CUDA when present (default cpu)")
     parser.add_argument("--no-filter", dest="filter_known", action="store_false",
                         help="keep known answers in the ranking (marked known:<split>)")
+    own = parser.add_mutually_exclusive_group()
+    own.add_argument("--exclude-self", dest="exclude_self", action="store_const", const=True, default=None,
+                     help="drop the query's own entity from the answers (default: when train has no self-loop "
+                          "for the relation)")
+    own.add_argument("--keep-self", dest="exclude_self", action="store_const", const=False,
+                     help="keep the query's own entity as a candidate (marked self)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of {rank, entity, score, id, mark}")
     parser.set_defaults(handler=_run_predict)
 
@@ -76,7 +82,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     target, given = ("tail", args.head) if args.head is not None else ("head", args.tail)
     entity_id = predict.resolve_entity(graph, given)
     relation_id = predict.resolve_relation(graph, args.relation)
-    answer = predict.predict_link(model, graph, entity_id, relation_id, target, args.top_k, args.filter_known)
+    answer = predict.predict_link(model, graph, entity_id, relation_id, target, args.top_k, args.filter_known,
+                                  args.exclude_self)
     if args.json:
         print(json.dumps(predict.answer_to_json(answer), indent=2, ensure_ascii=False))
     else:

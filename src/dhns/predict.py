@@ -3,8 +3,9 @@
 The evaluate stage reports aggregate ranks only; asking the model about a named entity is how a person
 checks what it has actually learned. The ranking uses the evaluator's filtered setting: every answer
 already known from train, valid or test is removed, so the list shows what the model proposes beyond
-the graph. The query's own entity is a candidate like any other (DB15K has self-loops) and is removed
-only when it is itself a known answer.
+the graph. The query's own entity is dropped when the relation has no self-loop in train (a model
+that scores (x, r, x) high then only shows a known artefact of translation scorers), and kept, marked
+`self`, when train has self-loops for it (DB15K has some) or when asked to.
 
 Names are resolved forgivingly (exact name, else a unique case-insensitive match on the name, its
 cleaned form or its label) because benchmark names are URIs or Wikidata ids nobody types from memory;
@@ -60,6 +61,7 @@ class QueryAnswer:
     candidates: tuple[Candidate, ...]
     num_known: int  # distinct known answers to the query in train + valid + test
     filtered: bool
+    self_excluded: bool = False  # the query entity was removed from the candidates
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,6 +197,12 @@ def known_answers(graph: KnowledgeGraph, entity_id: int, relation_id: int, targe
     return known
 
 
+def relation_has_self_loops(graph: KnowledgeGraph, relation_id: int) -> bool:
+    """Whether train holds some (x, relation, x): only then is the query entity a plausible answer."""
+    train = graph.train
+    return bool(((train[:, 1] == relation_id) & (train[:, 0] == train[:, 2])).any())
+
+
 def predict_link(
     model: KGCModel,
     graph: KnowledgeGraph,
@@ -203,10 +211,12 @@ def predict_link(
     target: str,
     top_k: int = 10,
     filter_known: bool = True,
+    exclude_self: bool | None = None,
 ) -> QueryAnswer:
     """The `top_k` best answers to (entity, relation, ?) when `target` is "tail", or (?, relation, entity).
 
-    Ties are broken by entity id (a stable sort) so repeated queries print the same list.
+    `exclude_self` None decides per relation: the query entity is dropped unless train has self-loops
+    for the relation. Ties are broken by entity id (a stable sort) so repeated queries print the same list.
     """
     _check_target(target)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -218,6 +228,10 @@ def predict_link(
     keep = torch.ones(graph.num_entities, dtype=torch.bool)  # (N,)
     if filter_known and known:
         keep[torch.tensor(sorted(known), dtype=torch.long)] = False
+    if exclude_self is None:
+        exclude_self = not relation_has_self_loops(graph, relation_id)
+    if exclude_self:
+        keep[entity_id] = False
     candidate_ids = torch.nonzero(keep).squeeze(1)  # (C,)
     order = torch.sort(scores[candidate_ids], descending=True, stable=True).indices[:top_k]
     candidates = tuple(
@@ -240,6 +254,7 @@ def predict_link(
         candidates=candidates,
         num_known=len(known),
         filtered=filter_known,
+        self_excluded=exclude_self,
     )
 
 
@@ -297,6 +312,8 @@ def format_answer(answer: QueryAnswer) -> str:
         known_line = f"({answer.num_known} known {noun} filtered)"
     else:
         known_line = f"({answer.num_known} known {noun} not filtered; marked known:<split>)"
+    if answer.self_excluded:
+        known_line += f"; {answer.entity} itself left out"
     lines = [f"{answer.dataset}: {query}, top {len(answer.candidates)} {answer.target}s", known_line]
     if not answer.candidates:
         lines.append("no candidates left")
