@@ -11,10 +11,10 @@ from dhns.checkpoint import Checkpointing
 from dhns.diffusion.report import hardness_diagnostics
 from dhns.diffusion.training import train_generator
 from dhns.evaluation import build_filter_index
-from dhns.io import atomic_directory, write_json
+from dhns.io import atomic_directory
+from dhns.live import StageCurves
 from dhns.models.kgc import load_model
 from dhns.pipeline import load_stage_inputs
-from dhns.training import write_curve
 
 
 def main() -> None:
@@ -29,24 +29,26 @@ def main() -> None:
     logging.info("diffusion: levels %s, width %d, T = %d", ", ".join(generator.levels), generator.width,
                  config.num_diffusion_steps)
     checkpointing = Checkpointing(Path("checkpoints/diffusion"), config.checkpoint_every)
-    history = train_generator(generator, model, graph.train, config, seed=params.seed, checkpointing=checkpointing)
-    logging.info("diffusion: final loss %.4f after %d epochs", history[-1]["loss"], len(history))
+    with StageCurves("diffusion") as curves:
+        history = train_generator(generator, model, graph.train, config, seed=params.seed,
+                                  checkpointing=checkpointing, on_epoch=curves.log_epoch,
+                                  on_resume=curves.log_history)
+        logging.info("diffusion: final loss %.4f after %d epochs", history[-1]["loss"], len(history))
 
-    rng = torch.Generator(device=device)
-    rng.manual_seed(params.seed)
-    sample = graph.valid[: config.report_triples].to(device)
-    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
-    report, histogram = hardness_diagnostics(generator, model, sample, filter_index, config.report_steps, rng)
-    with atomic_directory(Path("models/diffusion")) as staging:
-        save_generator(generator, staging)
-    write_curve(Path("plots/diffusion/loss.csv"), history, ("epoch", "loss", "seconds"))
-    write_curve(Path("plots/diffusion/hardness.csv"), histogram, ("view", "steps_left", "score", "density"))
-    write_json("metrics/diffusion.json", {
-        "loss": history[-1]["loss"],
-        "seconds": round(sum(row["seconds"] for row in history), 2),
-        "report_triples": int(sample.shape[0]),
-        **report,
-    })
+        rng = torch.Generator(device=device)
+        rng.manual_seed(params.seed)
+        sample = graph.valid[: config.report_triples].to(device)
+        filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+        report, histogram = hardness_diagnostics(generator, model, sample, filter_index, config.report_steps, rng)
+        with atomic_directory(Path("models/diffusion")) as staging:
+            save_generator(generator, staging)
+        curves.log_table("hardness", histogram, x="score", y="density", template="hardness")
+        curves.set_summary({
+            "loss": history[-1]["loss"],
+            "seconds": round(sum(row["seconds"] for row in history), 2),
+            "report_triples": int(sample.shape[0]),
+            **report,
+        })
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
 
 

@@ -9,10 +9,11 @@ from dhns.config import load_params
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory
+from dhns.live import StageCurves
 from dhns.models.kgc import KGCModel, save_model
 from dhns.pipeline import load_stage_inputs
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc, write_training_report
+from dhns.training import train_kgc, training_summary
 
 
 def main() -> int:
@@ -28,15 +29,17 @@ def main() -> int:
     logging.info("pretrain %s on %s (%s), modalities: structural + %s", params.model.name, graph.name, device,
                  ", ".join(model.entities.modalities) or "none")
     checkpointing = Checkpointing(Path("checkpoints/pretrain"), config.checkpoint_every)
-    result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="pretrain",
-                       checkpointing=checkpointing, parallel=inputs.parallel)
-    if not inputs.parallel.is_main:
-        shutdown_parallel()
-        return 0  # rank 0 writes the outputs
-    with atomic_directory(Path("models/pretrain")) as staging:
-        save_model(model, staging, {"best_epoch": result.best_epoch})
-    write_training_report("pretrain", result, params.evaluate.tie_policy)
+    with StageCurves("pretrain", enabled=inputs.parallel.is_main) as curves:  # rank 0 writes the outputs
+        result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
+                           tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="pretrain",
+                           checkpointing=checkpointing, parallel=inputs.parallel,
+                           on_epoch=curves.log_epoch, on_resume=curves.log_history)
+        if not inputs.parallel.is_main:
+            shutdown_parallel()
+            return 0
+        with atomic_directory(Path("models/pretrain")) as staging:
+            save_model(model, staging, {"best_epoch": result.best_epoch})
+        curves.set_summary(training_summary(result, params.evaluate.tie_policy))
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
     shutdown_parallel()
     return 0

@@ -10,11 +10,12 @@ from dhns.diffusion.generator import load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory
+from dhns.live import StageCurves
 from dhns.models.kgc import load_model, save_model
 from dhns.ntat import HardNegativeObjective, first_batch_breakdown
 from dhns.pipeline import load_stage_inputs
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc, write_training_report
+from dhns.training import train_kgc, training_summary
 
 
 def main() -> int:
@@ -39,20 +40,22 @@ def main() -> int:
                                           config, params.seed)
     logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
     checkpointing = Checkpointing(Path("checkpoints/train"), config.checkpoint_every)
-    result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage="train",
-                       checkpointing=checkpointing, parallel=inputs.parallel)
-    if not inputs.parallel.is_main:
-        shutdown_parallel()
-        return 0  # rank 0 writes the outputs
-    with atomic_directory(Path("models/train")) as staging:
-        save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
-    write_training_report("train", result, params.evaluate.tie_policy, {
-        "sampler": config.sampler,
-        "hard_loss": config.hard_loss if extra is not None else "none",
-        "generator_steps": extra.generator_steps if extra is not None else 0,
-        **({"first_batch": breakdown} if breakdown is not None else {}),
-    })
+    with StageCurves("train", enabled=inputs.parallel.is_main) as curves:  # rank 0 writes the outputs
+        result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
+                           tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage="train",
+                           checkpointing=checkpointing, parallel=inputs.parallel,
+                           on_epoch=curves.log_epoch, on_resume=curves.log_history)
+        if not inputs.parallel.is_main:
+            shutdown_parallel()
+            return 0
+        with atomic_directory(Path("models/train")) as staging:
+            save_model(model, staging, {"best_epoch": result.best_epoch, "sampler": config.sampler})
+        curves.set_summary(training_summary(result, params.evaluate.tie_policy, {
+            "sampler": config.sampler,
+            "hard_loss": config.hard_loss if extra is not None else "none",
+            "generator_steps": extra.generator_steps if extra is not None else 0,
+            **({"first_batch": breakdown} if breakdown is not None else {}),
+        }))
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
     shutdown_parallel()
     return 0

@@ -127,8 +127,8 @@ def test_pretrain_stage_with_two_processes_matches_one(tmp_path: Path) -> None:
         assert process.returncode == 0, log
         results[processes] = json.loads((root / "metrics" / "pretrain.json").read_text())
         assert (root / "models" / "pretrain" / "model.safetensors").is_file()
-        results[processes]["loss"] = [float(row.split(",")[1]) for row in
-                                      (root / "plots" / "pretrain" / "loss.csv").read_text().splitlines()[1:]]
+        results[processes]["loss"] = [float(row.split("\t")[1]) for row in
+                                      (root / "plots" / "pretrain" / "metrics" / "loss.tsv").read_text().splitlines()[1:]]
     one, two = (results[p]["valid"]["both"]["realistic"]["mrr"] for p in (1, 2))
     assert one > 0.8 and abs(one - two) < 0.1, (one, two)
     mean_one, mean_two = (sum(results[p]["loss"]) / len(results[p]["loss"]) for p in (1, 2))

@@ -85,11 +85,14 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
         assert 0 < share["share_of_total"] < 1 and share["hard_loss"] > 0
     assert diffusion["fused"]["tail"]["step_0"]["mean_score"] < 1e9  # generated entities scored fused, as in NTAT
     assert set(diffusion["fused"]["true_tail_attention"]) == {"structural", "text"}
+    assert_dvclive_outputs(project)
     rendered = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
-    assert {"plots/pretrain/valid.csv", "plots/train/loss.csv", "plots/diffusion/hardness.csv"} <= set(rendered)
-    hardness = rendered["plots/diffusion/hardness.csv"][0]["content"]  # the custom template in .dvc/plots
+    assert {"plots/pretrain/metrics/valid_mrr.tsv", "plots/train/metrics/loss.tsv",
+            "plots/diffusion/custom/hardness.json"} <= set(rendered)
+    hardness = rendered["plots/diffusion/custom/hardness.json"][0]["content"]  # the custom template in .dvc/plots
     assert hardness["facet"]["field"] == "view" and hardness["spec"]["encoding"]["color"]["field"] == "steps_left"
-    assert {row["steps_left"] for row in hardness["data"]["values"]} == {"0", "5", "10"}
+    assert {row["steps_left"] for row in hardness["data"]["values"]} == {0, 5, 10}
+    assert_renders_offline(project, set(rendered))
     manifest = json.loads((project / "data" / "features" / "manifest.json").read_text())
     assert "text" in manifest["modalities"] and "image" in manifest["absent"]
     bytecode = project / "src" / "dhns" / "features" / "__pycache__" / "store.cpython-311.pyc"
@@ -107,6 +110,7 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert "Stage 'features' didn't change, skipping" in output
     for stage in ("pretrain", "diffusion", "train", "evaluate"):
         assert f"Running stage '{stage}'" in output
+    assert len(run(["dvc", "exp", "list", "--name-only"], project).stdout.split()) == 1  # DVC's; none by dvclive
     # the switch alone brought the other scorer's settings, and DVC tracks exactly those
     preset = current["scorers"][other]
     assert json.loads((project / "models" / "pretrain" / "model.json").read_text())["model"]["margin"] == \
@@ -120,6 +124,51 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     diff = run(["dvc", "metrics", "diff", "--json"], project)
     changed = json.loads(diff.stdout)
     assert any(key.startswith("test.both.realistic.") for key in changed.get("metrics/eval.json", {}))
+
+
+def read_curve(path: Path) -> list[tuple[int, float]]:
+    """A dvclive TSV (`step<TAB>name` rows) as (step, value) pairs."""
+    header, *rows = path.read_text().splitlines()
+    assert header.split("\t")[0] == "step", header
+    return [(int(step), float(value)) for step, value in (row.split("\t") for row in rows)]
+
+
+def assert_dvclive_outputs(project: Path) -> None:
+    """One step per epoch in every curve, the summaries where dvc.yaml says, and nothing dvclive-made besides."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for stage, eval_every in (("pretrain", params["pretrain"]["eval_every"]), ("train", 1)):
+        epochs = params[stage]["num_epochs"]
+        summary = json.loads((project / "metrics" / f"{stage}.json").read_text())
+        assert summary["epochs_run"] == summary["step"] == epochs  # patience never stops a tiny run this short
+        assert [step for step, _ in read_curve(project / "plots" / stage / "metrics" / "loss.tsv")] == \
+            list(range(1, epochs + 1))
+        valid = read_curve(project / "plots" / stage / "metrics" / "valid_mrr.tsv")
+        assert [step for step, _ in valid] == list(range(eval_every, epochs + 1, eval_every))
+        assert summary["valid"]["both"]["realistic"]["mrr"] == max(value for _, value in valid)
+    diffusion = read_curve(project / "plots" / "diffusion" / "metrics" / "loss.tsv")
+    assert [step for step, _ in diffusion] == [1, 2]
+    assert json.loads((project / "metrics" / "diffusion.json").read_text())["loss"] == diffusion[-1][1]
+    assert (project / "dvc.yaml").read_text() == (REPO / "dvc.yaml").read_text()  # dvclive left it alone
+    assert not [path for pattern in ("plots/**/dvc.yaml", "plots/**/report.*", "dvclive") for path in project.glob(pattern)]
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    (workspace,) = [revision["data"] for revision in shown.values()]  # keyed "" before the first commit
+    assert workspace["metrics/pretrain.json"]["data"]["best_epoch"] >= 1
+    assert "first_batch" in workspace["metrics/train.json"]["data"]
+
+
+def assert_renders_offline(project: Path, plot_files: set[str]) -> None:
+    """`python -m dhns.plots`: an SVG and a PNG per declared plot and one page that needs no network."""
+    out = project / "rendered"
+    result = run([sys.executable, "-m", "dhns.plots", "--out", str(out), "--figure", str(out / "all.png")], project)
+    assert f"{len(plot_files)} plots" in result.stdout
+    for plot_file in plot_files:
+        name = "-".join(Path(plot_file).with_suffix("").parts[1:])
+        assert (out / f"{name}.svg").read_text(encoding="utf-8").startswith("<svg")
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in page and "<script src" not in page and "vegaEmbed" in page
+    assert page.count("<section>") == len(plot_files)
+    assert (out / "all.png").stat().st_size > 0
 
 
 def test_bad_raw_file_fails_with_location_and_keeps_previous_outputs(project: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import logging
 import math
@@ -11,8 +10,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -31,7 +29,6 @@ from dhns.distributed import (
 )
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.host import keep_freed_memory
-from dhns.io import atomic_file, write_json
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
 
@@ -135,6 +132,7 @@ def train_kgc(
     tie_policy: str = "realistic",
     seed: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
+    on_resume: Callable[[list[dict]], None] | None = None,
     extra: ExtraObjective | None = None,
     stage: str = "train",
     checkpointing: Checkpointing | None = None,
@@ -146,7 +144,8 @@ def train_kgc(
     `checkpointing`, a snapshot is written every `checkpoint_every` epochs and a matching one is resumed,
     so a killed run continues where it stopped with the same result as an uninterrupted one. Under
     several `parallel` ranks each global batch is split across them (every rank validates the whole
-    split, so all take the same model-selection decisions without talking).
+    split, so all take the same model-selection decisions without talking). `on_epoch` sees each new
+    epoch's record; `on_resume` sees, once, the history a resumed snapshot brings (a logger replays it).
     """
     device = model.device
     if device.type == "cpu":
@@ -171,6 +170,8 @@ def train_kgc(
         snapshot = broadcast_from_main(checkpointing.load(run_key) if parallel.is_main else None, parallel)
         if snapshot is not None:
             loop = _restore_kgc_snapshot(snapshot, model, optimizer, order_rng, sample_rng, extra, parallel)
+            if on_resume is not None:
+                on_resume(list(loop.history))
 
     started = time.perf_counter() - loop.seconds
     progress = tqdm(range(loop.epoch + 1, config.num_epochs + 1), desc=stage, unit="epoch",
@@ -370,24 +371,13 @@ def train_step(
     return loss.detach().float()
 
 
-def write_curve(path: Path, history: list[dict], columns: Sequence[str]) -> None:
-    """Rows of `history` that have every column, as a CSV that `dvc plots` renders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(row for row in history if all(key in row for key in columns))
-
-
-def write_training_report(stage: str, result: TrainResult, tie_policy: str, extra: dict | None = None) -> None:
-    """What a KGC training stage declares in dvc.yaml: plots/<stage>/{loss,valid}.csv and metrics/<stage>.json."""
-    write_curve(Path(f"plots/{stage}/loss.csv"), result.history, ("epoch", "loss", "seconds"))
-    write_curve(Path(f"plots/{stage}/valid.csv"), result.history, ("epoch", "valid_mrr", "valid_hits_at_10"))
-    write_json(f"metrics/{stage}.json", {
+def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = None) -> dict:
+    """What a KGC training stage reports in metrics/<stage>.json (its curves are logged per epoch)."""
+    return {
         **(extra or {}),
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "valid": {"both": {tie_policy: {"mrr": result.best_valid_metric}}},
         "seconds": round(result.seconds, 2),
         "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
-    })
+    }

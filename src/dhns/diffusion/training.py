@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -42,10 +43,13 @@ def train_generator(
     config: DiffusionConfig,
     seed: int = 0,
     checkpointing: Checkpointing | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_resume: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Epochs over the training triples; returns per-epoch mean loss and seconds.
 
     With `checkpointing`, a killed run resumes from its last snapshot with an identical result.
+    `on_epoch` sees each new epoch's record; `on_resume`, once, the history a resumed snapshot brings.
     """
     device = model.device
     if device.type == "cpu":
@@ -64,6 +68,8 @@ def train_generator(
             optimizer.load_state_dict(snapshot["optimizer"])
             restore_rng(rng, snapshot["rng"])
             history = snapshot["history"]
+            if on_resume is not None:
+                on_resume(list(history))
     model.eval()
     generator.train()
 
@@ -81,5 +87,7 @@ def train_generator(
             snapshot = {"epoch": epoch, "generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
                         "rng": rng_state(rng), "history": history}
             checkpointing.save(snapshot, run_key)
+        if on_epoch is not None:
+            on_epoch(history[-1])
     generator.eval()
     return history
