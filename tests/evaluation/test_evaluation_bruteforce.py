@@ -17,7 +17,7 @@ def _brute_force_ranks(
     tail_table: list, head_table: list, test: list[tuple[int, int, int]], known: set[tuple[int, int, int]]
 ) -> dict[str, dict[str, list[float]]]:
     """Obviously correct reference: for every query, loop over every entity and count."""
-    out = {side: {p: [] for p in TIE_POLICIES} for side in ("head", "tail")}
+    out = {side: {p: [] for p in TIE_POLICIES} | {"candidates": []} for side in ("head", "tail")}
     for h, r, t in test:
         for side in ("head", "tail"):
             if side == "tail":
@@ -29,11 +29,14 @@ def _brute_force_ranks(
             s = row[true_entity]
             greater = 0
             greater_equal = 0
+            candidates = 1  # the true entity
             for e in range(NUM_ENTITIES):
                 if e == true_entity or is_known(e):
                     continue
+                candidates += 1
                 greater += row[e] > s
                 greater_equal += row[e] >= s
+            out[side]["candidates"].append(candidates)
             out[side]["optimistic"].append(1.0 + greater)
             out[side]["pessimistic"].append(1.0 + greater_equal)
             out[side]["realistic"].append(1.0 + (greater + greater_equal) / 2)
@@ -66,7 +69,10 @@ def test_matches_brute_force_for_several_batch_sizes(make_table_scorer, seed: in
     index = build_filter_index(torch.tensor(known_list), NUM_ENTITIES)
     for batch_size in (1, 7, len(test)):
         ranks = rank_triples(scorer, torch.tensor(test), index, batch_size=batch_size)
-        got = {side: {p: r.tolist() for p, r in by_policy.items()} for side, by_policy in ranks.items()}
+        got = {
+            side: {p: r.tolist() for p, r in by_policy.items()} | {"candidates": ranks.num_candidates[side].tolist()}
+            for side, by_policy in ranks.ranks.items()
+        }
         assert got == expected, f"batch_size={batch_size}"
     if integer_scores:  # the case must actually exercise ties
         assert expected["tail"]["optimistic"] != expected["tail"]["pessimistic"]

@@ -45,8 +45,8 @@ def test_nan_only_in_filtered_candidate_is_fine() -> None:
     # Entity 3 is NaN, but it is a known tail of (0, 0) and a known head of (0, 1): filtered on both sides.
     index = build_filter_index(torch.tensor([[0, 0, 1], [0, 0, 3], [3, 0, 1]]), num_entities=4)
     ranks = rank_triples(_ConstantScorer(4, nan_at=3), torch.tensor([[0, 0, 1]]), index)
-    assert ranks["tail"]["optimistic"].tolist() == [2.0]  # only entity 2 (score 2) beats entity 1
-    assert ranks["head"]["optimistic"].tolist() == [3.0]  # entities 1 and 2 beat entity 0
+    assert ranks.ranks["tail"]["optimistic"].tolist() == [2.0]  # only entity 2 (score 2) beats entity 1
+    assert ranks.ranks["head"]["optimistic"].tolist() == [3.0]  # entities 1 and 2 beat entity 0
 
 
 def test_wrong_score_shape_and_entity_count_raise() -> None:
@@ -90,7 +90,7 @@ def test_runs_under_inference_mode_and_returns_cpu_ranks() -> None:
     index = build_filter_index(torch.tensor([[0, 0, 1]]), num_entities=4)
     ranks = rank_triples(_Probe(4), torch.tensor([[0, 0, 1]]), index)
     assert seen == [True]
-    assert ranks["tail"]["realistic"].device.type == "cpu"
+    assert ranks.ranks["tail"]["realistic"].device.type == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -108,7 +108,9 @@ def test_cuda_scores_give_the_same_ranks_as_cpu(make_table_scorer) -> None:
     gpu = rank_triples(
         make_table_scorer(tail_table.cuda(), head_table.cuda()), test.cuda(), index, batch_size=16
     )
-    for side in cpu:
-        for policy in cpu[side]:
-            assert gpu[side][policy].device.type == "cpu"
-            assert torch.equal(cpu[side][policy], gpu[side][policy])
+    for side in cpu.ranks:
+        for policy in cpu.ranks[side]:
+            assert gpu.ranks[side][policy].device.type == "cpu"
+            assert torch.equal(cpu.ranks[side][policy], gpu.ranks[side][policy])
+        assert gpu.num_candidates[side].device.type == "cpu"
+        assert torch.equal(cpu.num_candidates[side], gpu.num_candidates[side])

@@ -24,6 +24,12 @@ def test_masks_mark_exactly_the_known_partners() -> None:
     heads = index.head_mask(torch.tensor([0, 0, 1, 5, 2]), torch.tensor([3, 1, 2, 4, 3]))
     assert heads.nonzero().tolist() == [[0, 0], [0, 2], [1, 0], [2, 0], [3, 4]]
 
+    # The counts come from the postings, not the masks: they must agree row by row.
+    assert index.num_known_tails(torch.tensor([0, 0, 2, 3, 4, 0]), torch.tensor([0, 1, 0, 0, 5, 9])).tolist() == \
+        tails.sum(dim=1).tolist() == [2, 1, 1, 0, 1, 0]
+    assert index.num_known_heads(torch.tensor([0, 0, 1, 5, 2]), torch.tensor([3, 1, 2, 4, 3])).tolist() == \
+        heads.sum(dim=1).tolist() == [2, 1, 1, 1, 0]
+
 
 def test_relation_ids_beyond_the_known_ones_do_not_alias() -> None:
     # Key r * E + e: relation 1 with head 0 must not collide with relation 0 and some other head.
@@ -37,6 +43,7 @@ def test_empty_known_set_and_empty_query_batch() -> None:
     index = build_filter_index(torch.empty(0, 3, dtype=torch.long), num_entities=4)
     assert index.num_known == 0
     assert not index.tail_mask(torch.tensor([0, 1]), torch.tensor([0, 0])).any()
+    assert index.num_known_tails(torch.tensor([0, 1]), torch.tensor([0, 0])).tolist() == [0, 0]
     index = build_filter_index(torch.tensor([[0, 0, 1]]), num_entities=4)
     empty = torch.empty(0, dtype=torch.long)
     assert index.head_mask(empty, empty).shape == (0, 4)
@@ -84,3 +91,5 @@ def test_builds_fast_and_correct_at_scale() -> None:
         assert np.array_equal(tails[row], expected_tails)
         assert np.array_equal(heads[row], expected_heads)
     assert tails[:50].any(axis=1).all()  # the real queries do find something
+    assert index.num_known_tails(queries[:, 0], queries[:, 1]).tolist() == tails.sum(axis=1).tolist()
+    assert index.num_known_heads(queries[:, 1], queries[:, 2]).tolist() == heads.sum(axis=1).tolist()

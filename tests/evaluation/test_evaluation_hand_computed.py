@@ -56,32 +56,48 @@ def filter_index():
 
 def test_exact_per_query_ranks(scorer, filter_index) -> None:
     ranks = rank_triples(scorer, torch.tensor(TEST), filter_index, batch_size=2)
-    as_lists = {side: {p: r.tolist() for p, r in by_policy.items()} for side, by_policy in ranks.items()}
+    as_lists = {side: {p: r.tolist() for p, r in by_policy.items()} for side, by_policy in ranks.ranks.items()}
     assert as_lists == {
         "tail": {"optimistic": [2.0, 1.0], "realistic": [2.5, 1.0], "pessimistic": [3.0, 1.0]},
         "head": {"optimistic": [1.0, 1.0], "realistic": [3.0, 1.5], "pessimistic": [5.0, 2.0]},
     }
+    # Candidates (the answer included): (0,0,?) 5 - {1, 3} = 3; (1,0,?) 5; (?,0,2) 5; (?,0,4) 5 - {2} = 4.
+    assert ranks.num_candidates["tail"].tolist() == [3, 5]
+    assert ranks.num_candidates["head"].tolist() == [5, 4]
+    assert ranks.num_triples == 2
 
 
 def test_exact_metrics(scorer, filter_index) -> None:
     result = evaluate_link_prediction(scorer, torch.tensor(TEST), filter_index, batch_size=1)
-    assert set(result) == {"head", "tail", "both", "num_triples", "num_self_loops"}
+    assert set(result) == {"head", "tail", "both", "num_triples", "num_self_loops"}  # no self-loop, no categories
     assert result["num_triples"] == 2
     assert result["num_self_loops"] == 0
 
+    # Expected random ranks (c + 1) / 2 of the four queries: 3, 3, 2, 2.5 -> E[MR] = 10.5 / 4 = 2.625.
     both = result["both"]
     assert both["optimistic"] == {
         "mrr": pytest.approx(0.875), "mean_rank": pytest.approx(1.25),
+        "adjusted_arithmetic_mean_rank": pytest.approx(1.25 / 2.625),
+        "adjusted_arithmetic_mean_rank_index": pytest.approx(11 / 13),  # 1 - 0.25 / 1.625
         "hits_at_1": 0.75, "hits_at_3": 1.0, "hits_at_10": 1.0, "count": 4,
     }
     assert both["realistic"] == {
         "mrr": pytest.approx(0.6), "mean_rank": pytest.approx(2.0),
+        "adjusted_arithmetic_mean_rank": pytest.approx(2.0 / 2.625),
+        "adjusted_arithmetic_mean_rank_index": pytest.approx(5 / 13),  # 1 - 1 / 1.625
         "hits_at_1": 0.25, "hits_at_3": 1.0, "hits_at_10": 1.0, "count": 4,
     }
     assert both["pessimistic"] == {
         "mrr": pytest.approx(61 / 120), "mean_rank": pytest.approx(2.75),
+        "adjusted_arithmetic_mean_rank": pytest.approx(2.75 / 2.625),
+        "adjusted_arithmetic_mean_rank_index": pytest.approx(-1 / 13),  # worse than chance: 1 - 1.75 / 1.625
         "hits_at_1": 0.25, "hits_at_3": 0.75, "hits_at_10": 1.0, "count": 4,
     }
+    assert list(both["realistic"])[:4] == [
+        "mrr", "mean_rank", "adjusted_arithmetic_mean_rank", "adjusted_arithmetic_mean_rank_index"
+    ]
+    # Head side alone: candidates 5, 4 -> E[MR] = (3 + 2.5) / 2 = 2.75; realistic MR 2.25.
+    assert result["head"]["realistic"]["adjusted_arithmetic_mean_rank_index"] == pytest.approx(1 - 1.25 / 1.75)
     assert result["head"]["realistic"]["mrr"] == pytest.approx((1 / 3 + 2 / 3) / 2)
     assert result["head"]["realistic"]["mean_rank"] == pytest.approx(2.25)
     assert result["tail"]["realistic"]["mrr"] == pytest.approx((0.4 + 1.0) / 2)
@@ -96,16 +112,17 @@ def test_result_is_json_with_dvc_style_paths(scorer, filter_index) -> None:
 def test_without_filter_the_known_answers_count(scorer) -> None:
     raw_index = build_filter_index(torch.empty(0, 3, dtype=torch.long), NUM_ENTITIES)
     ranks = rank_triples(scorer, torch.tensor(TEST), raw_index)
-    assert ranks["tail"]["optimistic"].tolist() == [3.0, 1.0]
-    assert ranks["tail"]["pessimistic"].tolist() == [5.0, 1.0]
-    assert ranks["head"]["optimistic"].tolist() == [1.0, 2.0]
+    assert ranks.num_candidates["tail"].tolist() == ranks.num_candidates["head"].tolist() == [5, 5]
+    assert ranks.ranks["tail"]["optimistic"].tolist() == [3.0, 1.0]
+    assert ranks.ranks["tail"]["pessimistic"].tolist() == [5.0, 1.0]
+    assert ranks.ranks["head"]["optimistic"].tolist() == [1.0, 2.0]
 
 
 def test_triple_known_only_in_another_split_is_filtered(scorer) -> None:
     # Without the valid split, (2,0,4) is unknown and entity 2 outranks the true head 1.
     without_valid = build_filter_index(torch.tensor(TRAIN + TEST), NUM_ENTITIES)
     ranks = rank_triples(scorer, torch.tensor(TEST), without_valid)
-    assert ranks["head"]["optimistic"].tolist() == [1.0, 2.0]
+    assert ranks.ranks["head"]["optimistic"].tolist() == [1.0, 2.0]
     with_valid = build_filter_index(torch.tensor(TRAIN + VALID + TEST), NUM_ENTITIES)
     ranks = rank_triples(scorer, torch.tensor(TEST), with_valid)
-    assert ranks["head"]["optimistic"].tolist() == [1.0, 1.0]
+    assert ranks.ranks["head"]["optimistic"].tolist() == [1.0, 1.0]

@@ -16,11 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from dhns.evaluation.ranks import DEFAULT_KS, TIE_POLICIES, _check_ks, metrics_from_ranks, ranks_from_scores
+from dhns.evaluation.ranks import DEFAULT_KS, TIE_POLICIES, _check_ks, count_candidates, ranks_from_scores
+from dhns.evaluation.summary import (
+    SIDES,
+    TripleRanks,
+    summarize_by_category,
+    summarize_ranks,
+    summarize_without_self_loops,
+)
 
 logger = logging.getLogger(__name__)
-
-SIDES: tuple[str, ...] = ("head", "tail")
 
 
 @runtime_checkable
@@ -60,17 +65,11 @@ class _Postings:
         them with a single ``index_put_``; there is no per-query Python work.
         """
         device = self.keys.device
-        query_keys = query_keys.to(device)
         num_rows = query_keys.shape[0]
         out = torch.zeros(num_rows, num_entities, dtype=torch.bool, device=device)  # (B, N)
-        num_keys = self.keys.shape[0]
-        if num_rows == 0 or num_keys == 0:
+        if num_rows == 0 or self.keys.shape[0] == 0:
             return out
-        pos = torch.searchsorted(self.keys, query_keys)  # (B,)
-        pos_clamped = pos.clamp(max=num_keys - 1)
-        found = (pos < num_keys) & (self.keys[pos_clamped] == query_keys)  # (B,)
-        starts = torch.where(found, self.offsets[pos_clamped], torch.zeros_like(pos))  # (B,)
-        lengths = torch.where(found, self.offsets[pos_clamped + 1] - starts, torch.zeros_like(pos))  # (B,)
+        starts, lengths = self._locate(query_keys.to(device))  # (B,), (B,)
         total = int(lengths.sum())
         if total == 0:
             return out
@@ -82,6 +81,23 @@ class _Postings:
         entities = self.values[starts[rows] + within]  # (P,)
         out.index_put_((rows, entities), torch.ones((), dtype=torch.bool, device=device))
         return out
+
+    def count(self, query_keys: Tensor) -> Tensor:
+        """(B,) int64 keys -> (B,) int64 number of entities known for each: what a row of `mask` would sum to, without building it."""
+        query_keys = query_keys.to(self.keys.device)
+        if self.keys.shape[0] == 0:
+            return torch.zeros_like(query_keys)
+        return self._locate(query_keys)[1]
+
+    def _locate(self, query_keys: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,) keys -> (B,) start offset and (B,) length of each key's slice of ``values`` (0 if unknown)."""
+        num_keys = self.keys.shape[0]
+        pos = torch.searchsorted(self.keys, query_keys)  # (B,)
+        pos_clamped = pos.clamp(max=num_keys - 1)
+        found = (pos < num_keys) & (self.keys[pos_clamped] == query_keys)  # (B,)
+        starts = torch.where(found, self.offsets[pos_clamped], torch.zeros_like(pos))  # (B,)
+        lengths = torch.where(found, self.offsets[pos_clamped + 1] - starts, torch.zeros_like(pos))  # (B,)
+        return starts, lengths
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +139,14 @@ class FilterIndex:
         keys = _pair_keys(relations, tails, self.num_entities)
         return self.heads_by_relation_tail.mask(keys, self.num_entities)
 
+    def num_known_tails(self, heads: Tensor, relations: Tensor) -> Tensor:
+        """(B,) heads, (B,) relations -> (B,) int64 count of known tails: the True entries of `tail_mask`."""
+        return self.tails_by_head_relation.count(_pair_keys(relations, heads, self.num_entities))
+
+    def num_known_heads(self, relations: Tensor, tails: Tensor) -> Tensor:
+        """(B,) relations, (B,) tails -> (B,) int64 count of known heads: the True entries of `head_mask`."""
+        return self.heads_by_relation_tail.count(_pair_keys(relations, tails, self.num_entities))
+
 
 def build_filter_index(known_triples: Tensor, num_entities: int) -> FilterIndex:
     """Index all known triples (train + valid + test, (head, relation, tail) columns) for filtering.
@@ -150,19 +174,16 @@ def rank_triples(
     *,
     batch_size: int = 256,
     show_progress: bool = False,
-) -> dict[str, dict[str, Tensor]]:
+) -> TripleRanks:
     """Filtered ranks of every triple, both sides, all tie policies: the raw data behind the metrics.
 
-    Kept separate from the summary so tests and analyses (per-relation breakdowns, significance
-    tests between runs) can use exact per-query ranks.
+    Kept separate from the summary so one pass serves every breakdown (relation categories,
+    self-loops) and analyses that need exact per-query ranks (significance tests between runs).
 
     Query index tensors are slices of ``triples``, so pass ``triples`` on the device the scorer
-    expects. Scores, masks and comparisons stay on the scores' device; only the (B,) ranks of each
-    chunk go to CPU, so peak memory is a few (batch_size, num_entities) tensors.
-
-    Returns:
-        ``{"head" | "tail": {"optimistic" | "realistic" | "pessimistic": (M,) float64 CPU}}``; row i
-        of every tensor belongs to ``triples[i]``.
+    expects. Scores, masks and comparisons stay on the scores' device; only the (B,) ranks and
+    candidate counts of each chunk go to CPU, so peak memory is a few (batch_size, num_entities)
+    tensors.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -176,7 +197,8 @@ def rank_triples(
         raise ValueError("no triples to evaluate")
     triples = triples.to(torch.long)
 
-    chunks: dict[str, dict[str, list[Tensor]]] = {s: {p: [] for p in TIE_POLICIES} for s in SIDES}
+    rank_chunks: dict[str, dict[str, list[Tensor]]] = {s: {p: [] for p in TIE_POLICIES} for s in SIDES}
+    candidate_chunks: dict[str, list[Tensor]] = {s: [] for s in SIDES}
     index = filter_index
     with torch.inference_mode():
         for start, stop in _progress(_chunk_bounds(triples.shape[0], batch_size), show_progress):
@@ -192,33 +214,22 @@ def rank_triples(
                 index = index.to(scores.device)
                 if side == "tail":
                     mask = index.tail_mask(heads, relations)  # (B, N)
+                    num_marked = index.num_known_tails(heads, relations)  # (B,)
                 else:
                     mask = index.head_mask(relations, tails)  # (B, N)
+                    num_marked = index.num_known_heads(relations, tails)  # (B,)
+                true_index = true_index.to(scores.device)
                 try:
-                    ranks = ranks_from_scores(scores, true_index.to(scores.device), mask)
+                    ranks = ranks_from_scores(scores, true_index, mask)
                 except ValueError as err:
                     raise ValueError(f"{side} side, triples [{start}, {stop}): {err}") from err
                 for policy in TIE_POLICIES:
-                    chunks[side][policy].append(ranks[policy].cpu())
-    return {side: {p: torch.cat(chunks[side][p]) for p in TIE_POLICIES} for side in SIDES}
-
-
-def summarize_ranks(
-    ranks: dict[str, dict[str, Tensor]], ks: Sequence[int] = DEFAULT_KS
-) -> dict[str, dict[str, dict[str, float | int]]]:
-    """Metrics per side and pooled over both sides, as in PyKEEN's ``head``/``tail``/``both``.
-
-    ``both`` pools the 2M individual ranks (not an average of the two side means), which is the
-    number papers report as "filtered MRR".
-    """
-    ks = _check_ks(ks)
-    summary: dict[str, dict[str, dict[str, float | int]]] = {}
-    for side in SIDES:
-        summary[side] = {p: metrics_from_ranks(ranks[side][p], ks) for p in TIE_POLICIES}
-    summary["both"] = {
-        p: metrics_from_ranks(torch.cat([ranks["head"][p], ranks["tail"][p]]), ks) for p in TIE_POLICIES
-    }
-    return summary
+                    rank_chunks[side][policy].append(ranks[policy].cpu())
+                candidate_chunks[side].append(count_candidates(true_index, mask, num_marked).cpu())
+    return TripleRanks(
+        ranks={side: {p: torch.cat(rank_chunks[side][p]) for p in TIE_POLICIES} for side in SIDES},
+        num_candidates={side: torch.cat(candidate_chunks[side]) for side in SIDES},
+    )
 
 
 def evaluate_link_prediction(
@@ -229,18 +240,30 @@ def evaluate_link_prediction(
     batch_size: int = 256,
     ks: Sequence[int] = DEFAULT_KS,
     show_progress: bool = False,
+    relation_categories: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Filtered MRR / mean rank / hits@k of ``triples`` under all tie policies, as a JSON-ready dict.
+    """Filtered MRR / mean rank / AMR(I) / hits@k of ``triples`` under all tie policies, as a JSON-ready dict.
 
     Layout: ``{"head"|"tail"|"both": {"optimistic"|"realistic"|"pessimistic": metrics},
-    "num_triples": M, "num_self_loops": #(h == t)}``. Self-loops are reported because DB15K has
-    them and their head and tail queries coincide up to the filter, which can skew comparisons.
+    "num_triples": M, "num_self_loops": #(h == t)}``, then ``"without_self_loops"`` (the same
+    metrics over the triples with h != t, and ``num_excluded``) when there is a self-loop, and
+    ``"by_category"`` (see `summarize_by_category`) when ``relation_categories`` is given. All
+    sections come from one ranking pass.
     """
     ks = _check_ks(ks)  # fail before the expensive part
+    if relation_categories is not None:
+        _check_triples(triples, filter_index.num_entities, name="triples")
+        if triples.shape[0] and int(triples[:, 1].max()) >= len(relation_categories):
+            raise ValueError(f"triples have relation ids without a category ({len(relation_categories)} given)")
     ranks = rank_triples(scorer, triples, filter_index, batch_size=batch_size, show_progress=show_progress)
     result: dict[str, Any] = dict(summarize_ranks(ranks, ks))
-    result["num_triples"] = int(triples.shape[0])
-    result["num_self_loops"] = int((triples[:, 0] == triples[:, 2]).sum())
+    result["num_triples"] = ranks.num_triples
+    without_self_loops = summarize_without_self_loops(ranks, triples, ks)
+    result["num_self_loops"] = 0 if without_self_loops is None else without_self_loops["num_excluded"]
+    if without_self_loops is not None:
+        result["without_self_loops"] = without_self_loops
+    if relation_categories is not None:
+        result["by_category"] = summarize_by_category(ranks, triples[:, 1], relation_categories, ks)
     return result
 
 

@@ -70,6 +70,28 @@ def ranks_from_scores(
     }
 
 
+def count_candidates(true_index: Tensor, filter_mask: Tensor, num_marked: Tensor) -> Tensor:
+    """How many entities each true answer was ranked among: the unfiltered ones, itself included.
+
+    A random scorer's expected rank depends on this number, (c + 1) / 2, so chance-adjusted metrics
+    (AMR, AMRI) need it per query; with filtering it differs from query to query.
+
+    Args:
+        true_index: (B,) integer column of the true candidate of each row.
+        filter_mask: (B, N) bool, True for known answers to exclude (the true column counts as a
+            candidate even when marked, as in `ranks_from_scores`).
+        num_marked: (B,) number of True entries per row of ``filter_mask``. The filter index knows
+            it from its postings, which saves another pass over the (B, N) mask per chunk.
+
+    Returns:
+        (B,) int64 counts in [1, N], on the device of ``filter_mask``.
+    """
+    rows = torch.arange(filter_mask.shape[0], device=filter_mask.device)  # (B,)
+    true_index = true_index.to(device=filter_mask.device, dtype=torch.long)
+    true_is_marked = filter_mask[rows, true_index].to(torch.int64)  # (B,)
+    return filter_mask.shape[1] - num_marked.to(device=filter_mask.device, dtype=torch.int64) + true_is_marked
+
+
 def _count_rows(flags: Tensor) -> Tensor:
     """(B, N) bool -> (B,) int64 number of True per row."""
     return flags.view(torch.uint8).sum(dim=1, dtype=torch.int64)
@@ -94,14 +116,24 @@ def _raise_on_nan(scores: Tensor, true_scores: Tensor, others: Tensor) -> None:
         )
 
 
-def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float | int]:
+def metrics_from_ranks(
+    ranks: Tensor, ks: Sequence[int] = DEFAULT_KS, *, num_candidates: Tensor | None = None
+) -> dict[str, float | int | None]:
     """Summarise ranks into MRR, mean rank and hits@k as plain Python numbers, ready for JSON.
 
     Computed in float64 on CPU so the summary does not depend on the device or on the order of a
     parallel reduction more than float64 rounding allows.
 
+    With ``num_candidates`` (the (M,) count from `count_candidates` of each rank's query) the
+    chance-adjusted mean ranks of Berrendorf et al. (2020) follow ``mean_rank``: the raw mean rank
+    cannot be compared across datasets or filters, since a random scorer's depends on how many
+    candidates each query had. They are computed for every tie policy given; PyKEEN defines them
+    on realistic ranks only.
+
     Returns:
-        ``{"mrr", "mean_rank", "hits_at_<k>" for k in ks, "count"}``.
+        ``{"mrr", "mean_rank", ["adjusted_arithmetic_mean_rank", "adjusted_arithmetic_mean_rank_index",]
+        "hits_at_<k>" for k in ks, "count"}``. The index is None when every query had a single
+        candidate (a random scorer is then perfect too, so there is nothing to adjust by).
     """
     ks = _check_ks(ks)
     if ranks.ndim != 1:
@@ -111,14 +143,35 @@ def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[st
     ranks64 = ranks.detach().to(device="cpu", dtype=torch.float64)  # (M,)
     if not bool(torch.isfinite(ranks64).all()) or bool((ranks64 < 1).any()):
         raise ValueError("ranks must be finite and >= 1")
-    metrics: dict[str, float | int] = {
-        "mrr": float(ranks64.reciprocal().mean()),
-        "mean_rank": float(ranks64.mean()),
-    }
+    mean_rank = float(ranks64.mean())
+    metrics: dict[str, float | int | None] = {"mrr": float(ranks64.reciprocal().mean()), "mean_rank": mean_rank}
+    if num_candidates is not None:
+        metrics |= _adjusted_mean_ranks(mean_rank, _expected_mean_rank(num_candidates, ranks64))
     for k in ks:
         metrics[f"hits_at_{k}"] = float((ranks64 <= k).to(torch.float64).mean())
     metrics["count"] = int(ranks64.numel())
     return metrics
+
+
+def _expected_mean_rank(num_candidates: Tensor, ranks64: Tensor) -> float:
+    """Mean rank a uniformly random scorer is expected to get on these queries: mean of (c_i + 1) / 2."""
+    if num_candidates.shape != ranks64.shape:
+        raise ValueError(
+            f"num_candidates must have the shape of ranks {tuple(ranks64.shape)}, got {tuple(num_candidates.shape)}"
+        )
+    counts = num_candidates.detach().to(device="cpu", dtype=torch.float64)  # (M,)
+    if bool((counts < 1).any()) or bool((ranks64 > counts).any()):
+        raise ValueError("num_candidates must be >= 1 and >= the rank of the same query")
+    return 0.5 * (1.0 + float(counts.mean()))
+
+
+def _adjusted_mean_ranks(mean_rank: float, expected_mean_rank: float) -> dict[str, float | None]:
+    """AMR = MR / E[MR] (1 = chance, lower is better) and AMRI = 1 - (MR - 1) / (E[MR] - 1) (0 = chance, 1 = perfect)."""
+    index = None if expected_mean_rank == 1.0 else 1.0 - (mean_rank - 1.0) / (expected_mean_rank - 1.0)
+    return {
+        "adjusted_arithmetic_mean_rank": mean_rank / expected_mean_rank,
+        "adjusted_arithmetic_mean_rank_index": index,
+    }
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
