@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 SAMPLERS ?= uniform bernoulli self_adversarial dhns
 SEEDS ?= 0 1 2
 
-.PHONY: install repro test compare-run compare clean-venv push pull bench
+.PHONY: install repro test compare-run compare clean-venv push pull bench bench-peers plots
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,8 +56,23 @@ pull: $(STAMP) .git
 	$(BIN)/dvc pull
 
 # Seconds per epoch, denoiser FLOP/s, evaluation time, memory and the 10k/100k/1M scaling sweep of the
-# reference config (src/dhns/bench.py; `python -m dhns.bench --help`). Whole epochs take hours on a CPU:
+# reference config (src/dhns/bench/; `python -m dhns.bench --help`). Whole epochs take hours on a CPU:
 # there use e.g. BENCH_ARGS="--batches 2 --eval --sweep --sweep-batches 5 --threads 1 --json bench.json".
 BENCH_ARGS ?= --eval --sweep
 bench: $(STAMP)
 	$(BIN)/python -m dhns.bench $(BENCH_ARGS)
+
+# PyKEEN's and our training step (TransE, RotatE: dim 200, batch 2000, 64 negatives, self-adversarial loss) and
+# filtered evaluation on MKG-Y in one run, each against the machine's memory-bandwidth floor. PyKEEN is the
+# optional `peers` extra, installed once with the pinned stack held fixed. A short run:
+# PEER_ARGS="--batches 20 --peer-eval-triples 300 --json bench-peers.json"; steadier: --peer-epochs 3.
+PEER_ARGS ?=
+bench-peers: $(STAMP)
+	$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('pykeen') is None)" || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -c requirements.txt \
+		-e '.[peers]'  # only when missing; -c holds every pinned version fixed
+	$(BIN)/python -m dhns.bench --peer pykeen $(PEER_ARGS)
+
+# The project's figures (`python -m dhns.plots`).
+plots: $(STAMP)
+	$(BIN)/python -m dhns.plots

@@ -1,0 +1,7 @@
+"""`python -m dhns.bench`."""
+
+import sys
+
+from dhns.bench.cli import main
+
+sys.exit(main())

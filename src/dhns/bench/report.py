@@ -1,0 +1,110 @@
+"""The printed report of a benchmark run (the JSON holds the same figures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dhns.bench.sweep import sweep_table
+
+
+def _si(value: float, unit: str) -> str:
+    """1.23e13, 'FLOP' -> '12.300 TFLOP'."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3f} {prefix}{unit}"
+    return f"{value:.3f} {unit}"
+
+
+def _flops(value: float) -> str:
+    return _si(value, "FLOP/s")
+
+
+def _memory(row: dict) -> str:
+    cuda = row.get("peak_cuda_mib")
+    text = f"peak host RSS {row['peak_host_rss_mib']:.0f} MiB"
+    return text + (f", peak CUDA {cuda:.0f} MiB" if cuda is not None else "")
+
+
+def _phase_lines(name: str, row: dict, peaks: dict) -> list[str]:
+    label = "extrapolated" if row["extrapolated"] else "measured"
+    lines = [f"{name}: {row['seconds_per_epoch']:.3f} s per epoch ({label}; {row['batches_per_epoch']} batches, "
+             f"{row['epoch_triples']} triples)",
+             f"  measured: {row['measured_batches']} batch(es), {row['measured_triples']} triples in "
+             f"{row['measured_seconds']:.3f} s = {row['seconds_per_batch']:.3f} s per batch, "
+             f"{row['triples_per_second']:.0f} triples/s"]
+    if "sampler_setup_seconds" in row:
+        lines.append(f"  sampler ({row['sampler']}) setup {row['sampler_setup_seconds']:.3f} s, not in the epoch")
+    if "flops_per_second" in row:
+        lines.append(f"  denoiser training {_si(row['flops_per_full_batch'], 'FLOP')} per batch "
+                     f"(3x forward), {_flops(row['flops_per_second'])}, "
+                     f"{100 * row['flops_per_second'] / peaks['measured_fp32_matmul_flops']:.1f}% of the measured fp32 "
+                     f"matmul peak")
+    lines.append("  " + _memory(row))
+    return lines
+
+
+def _peak_lines(generation: dict, peaks: dict) -> list[str]:
+    achieved, measured = generation["flops_per_second"], peaks["measured_fp32_matmul_flops"]
+    lines = [f"  achieved {_flops(achieved)} (design-layout FLOPs, an equivalent rate); "
+             f"{100 * achieved / measured:.1f}% of the measured fp32 matmul peak ({_flops(measured)})"]
+    if "spec_fp32_flops" in peaks:
+        lines.append(f"  {100 * achieved / peaks['spec_fp32_flops']:.1f}% of the {peaks['spec_source']} fp32 dense "
+                     f"peak ({_flops(peaks['spec_fp32_flops'])}), {100 * achieved / peaks['spec_bf16_flops']:.1f}% "
+                     f"of its bf16 dense peak ({_flops(peaks['spec_bf16_flops'])})")
+    if "measured_bf16_matmul_flops" in peaks:
+        lines.append(f"  measured bf16 matmul peak {_flops(peaks['measured_bf16_matmul_flops'])}")
+    return lines
+
+
+def format_report(result: dict[str, Any]) -> str:
+    config, hw = result["config"], result["hardware"]
+    modalities = ", ".join(f"{name} {width}-d" for name, width in config["modalities"]) or "none"
+    lines = ["== dhns benchmark ==",
+             f"hardware: {hw['cpu']}, {hw['cpu_cores']} cores ({hw['usable_cores']} usable), torch threads "
+             f"{hw['torch_threads']}, torch {hw['torch']}, python {hw['python']}, GPU: {hw['gpu'] or 'none'}"
+             + (f" ({hw['gpu_memory_gib']:.0f} GiB, CUDA {hw['cuda']})" if hw["gpu"] else ""),
+             f"config: {config['model']} dim {config['dim']}, batch {config['batch_size']}, {config['num_negatives']} "
+             f"negatives, T = {config['diffusion_steps']}, stand-in modalities: {modalities}; "
+             f"device {config['device']}; timed batches: {config['batches'] or 'whole epoch'}, "
+             f"warmup {config['warmup']}"]
+    if "graph" in result:
+        graph = result["graph"]
+        lines.append(f"dataset: {config['dataset']} ({graph['entities']} entities, {graph['relations']} relations, "
+                     f"train/valid/test {graph['train']}/{graph['valid']}/{graph['test']})")
+    stages = result.get("stages", {})
+    if stages:
+        lines.append(f"model parameters: {stages['model_parameters']:,}"
+                     + (f"; generator parameters: {stages['generator_parameters']:,} (levels "
+                        f"{', '.join(stages['levels'])})" if "generator_parameters" in stages else ""))
+    for name, title in (("pretrain", "pretrain (self-adversarial)"), ("diffusion", "diffusion (generator_step)"),
+                        ("train", "train (dhns)")):
+        if name in stages:
+            lines += _phase_lines(title, stages[name], result.get("peaks", {}))
+    if "generation" in stages:
+        gen = stages["generation"]
+        lines.append(f"denoiser (generate alone): {gen['seconds_per_batch']:.3f} s per batch over "
+                     f"{gen['measured_batches']} batch(es); {gen['denoiser_calls_per_chain']} calls x "
+                     f"{len(stages['levels'])} levels x {gen['rows_per_call']} rows = "
+                     f"{_si(gen['flops_per_full_batch'], 'FLOP')} per batch")
+        lines += _peak_lines(gen, result["peaks"])
+        share = gen["seconds_per_batch"] / stages["train"]["seconds_per_batch"]
+        lines.append(f"  generation is {100 * share:.0f}% of the dhns train step")
+    if "evaluation" in result:
+        ev = result["evaluation"]
+        lines += [f"evaluation: {ev['seconds']:.3f} s for {ev['test_triples']} test triples x 2 sides, filtered, "
+                  f"batch {ev['batch_size']} ({ev['queries_per_second']:.0f} queries/s); filter index "
+                  f"{ev['filter_index_seconds']:.3f} s", "  " + _memory(ev)]
+    if "sweep" in result:
+        sweep = result["sweep"]
+        timed = config["sweep_batches"]
+        steps = "pretrain and dhns steps" if "dhns_spread" in sweep else "pretrain step"
+        lines += ["", f"scaling sweep: {steps}, {config['sweep_entities']} entities, "
+                  + ("whole epochs timed" if timed is None else
+                     f"first {timed} batches timed and extrapolated (linear by construction apart from per-batch "
+                     f"costs that grow with the graph)"),
+                  sweep_table(sweep),
+                  f"seconds per 1k triples spread {sweep['spread']:.2f}x -> "
+                  + ("linear" if sweep["linear"] else f"NOT linear (tolerance {sweep['tolerance']}x)")
+                  + (f"; dhns step spread {sweep['dhns_spread']:.2f}x" if "dhns_spread" in sweep else "")]
+    lines.append(f"process peak host RSS: {result['process_peak_host_rss_mib']:.0f} MiB")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Each stage's step timed through the library's own step functions, plus generation and evaluation alone."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+
+from dhns.bench.config import BenchConfig
+from dhns.bench.flops import chain_flops, generator_step_flops
+from dhns.bench.inputs import hardness_levels_for, stand_in_features
+from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
+from dhns.config import DiffusionConfig, ModelConfig, PretrainConfig, TrainConfig
+from dhns.data import KnowledgeGraph
+from dhns.diffusion.generator import HierarchicalGenerator, build_generator
+from dhns.diffusion.training import generator_step
+from dhns.evaluation import build_filter_index, evaluate_link_prediction
+from dhns.models.kgc import KGCModel
+from dhns.ntat import HardNegativeObjective
+from dhns.sampling import make_sampler
+from dhns.training import ADVERSARIAL_SAMPLERS, precision_context, train_step
+
+Tensor = torch.Tensor
+
+
+def build_model(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> KGCModel:
+    features = stand_in_features(graph.num_entities, config.modalities, config.seed)
+    model_config = ModelConfig(name=config.model, embedding_dim=config.dim, use_features=bool(features))
+    torch.manual_seed(config.seed)
+    return KGCModel(model_config, graph.num_entities, graph.num_relations, features).to(device)
+
+
+def make_generator(model: KGCModel, num_steps: int) -> HierarchicalGenerator:
+    """The diffusion stage's generator with params.yaml's defaults except T."""
+    defaults = DiffusionConfig()
+    return build_generator(model, num_steps, defaults.beta_start, defaults.beta_end, defaults.hidden_multiplier)
+
+
+def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, sampler_name: str, lr: float,
+              batches: int | None, extra: HardNegativeObjective | None = None,
+              timed: Tensor | None = None) -> dict[str, Any]:
+    """Time `train_step` with a fresh sampler and Adam; the sampler's construction is timed apart.
+
+    The sampler knows `train` (its false-negative filter); the batches walk `timed`, by default `train`
+    too; the peer comparison passes the stream of triples it also gives the peer.
+    """
+    device = model.device
+    began = time.perf_counter()
+    sampler = make_sampler(sampler_name, train, model.num_entities, model.num_relations, config.num_negatives)
+    sampler.to(device)
+    synchronize(device)
+    setup = time.perf_counter() - began
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    temperature = PretrainConfig().adversarial_temperature if sampler_name in ADVERSARIAL_SAMPLERS else None
+    regularization = PretrainConfig().regularization
+    model.train()
+
+    def step(batch: Tensor, rng: torch.Generator) -> Tensor:
+        return train_step(model, optimizer, sampler, batch, rng, temperature, regularization, extra,
+                          precision=config.precision)
+
+    walked = train if timed is None else timed
+    timing = time_epoch(step, walked, config.batch_size, batches, config.warmup, device, config.seed)
+    return {**timing, "sampler": sampler_name, "sampler_setup_seconds": setup}
+
+
+def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
+    """Pretrain, diffusion and dhns train steps on one model, then `generate` alone; each with its peaks."""
+    results: dict[str, Any] = {}
+    model = build_model(config, graph, device)
+    train = graph.train.to(device)
+    results["model_parameters"] = sum(p.numel() for p in model.parameters())
+    if "pretrain" in config.stages:
+        reset_peaks(device)
+        results["pretrain"] = kgc_phase(config, model, train, "self_adversarial", PretrainConfig().kgc_lr,
+                                        config.batches) | memory_peaks(device)
+    if not {"diffusion", "train"} & set(config.stages):
+        return results
+    diffusion = DiffusionConfig()  # schedule ends, learning rate, loss and width; T comes from the bench config
+    generator = make_generator(model, config.diffusion_steps)
+    results["generator_parameters"] = sum(p.numel() for p in generator.parameters())
+    results["levels"] = list(generator.levels)
+    if "diffusion" in config.stages:
+        reset_peaks(device)
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        model.eval()
+        generator.train()
+        optimizer = torch.optim.Adam(generator.parameters(), lr=diffusion.generator_lr)
+
+        def diffusion_step(batch: Tensor, rng: torch.Generator) -> Tensor:
+            return generator_step(generator, model, optimizer, batch, diffusion.loss, rng, precision=config.precision)
+
+        timing = time_epoch(diffusion_step, train, config.batch_size, config.batches, config.warmup, device,
+                            config.seed)
+        flops = generator_step_flops(generator, config.batch_size)
+        results["diffusion"] = timing | memory_peaks(device) | {
+            "flops_per_full_batch": flops,
+            "flops_per_second": flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"],
+        }
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    if "train" in config.stages:
+        train_config = TrainConfig()
+        objective = HardNegativeObjective(generator, hardness_levels_for(config.diffusion_steps),
+                                          train_config.hard_loss_weight)
+        reset_peaks(device)
+        results["train"] = kgc_phase(config, model, train, "dhns", train_config.kgc_lr, config.batches,
+                                     objective) | memory_peaks(device)
+        results["train"]["hardness_steps"] = list(objective.steps)
+        results["generation"] = time_generation(config, generator, model, train, objective.steps)
+    return results
+
+
+def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model: KGCModel, train: Tensor,
+                    keep_steps: Sequence[int]) -> dict[str, Any]:
+    """`generate` alone on the train phase's batches; achieved FLOP/s from the analytic chain FLOPs."""
+    device = model.device
+    model.eval()
+    generator.eval()
+    def generate(batch: Tensor, rng: torch.Generator) -> Any:
+        with precision_context(config.precision, device):
+            return generator.generate(model, batch, keep_steps, generator=rng)
+
+    timing = time_epoch(generate, train, config.batch_size, config.batches, config.warmup, device, config.seed)
+    model.train()
+    flops = chain_flops(generator, config.batch_size, keep_steps)
+    # Every batch but possibly the last is full; FLOPs scale with rows, so use triples measured.
+    achieved = flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"]
+    calls = generator.diffusion.num_steps - min(keep_steps)
+    return {"seconds_per_batch": timing["seconds_per_batch"], "measured_batches": timing["measured_batches"],
+            "seconds_per_epoch": timing["seconds_per_epoch"], "extrapolated": timing["extrapolated"],
+            "denoiser_calls_per_chain": calls, "rows_per_call": 2 * config.batch_size,
+            "flops_per_full_batch": flops, "flops_per_second": achieved}
+
+
+def time_evaluation(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
+    """Filter index build and filtered ranking of the test split (both sides) on a fresh model."""
+    model = build_model(config, graph, device).eval()
+    test = graph.test.to(device)
+    reset_peaks(device)
+    synchronize(device)
+    began = time.perf_counter()
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    synchronize(device)
+    index_seconds = time.perf_counter() - began
+    evaluate_link_prediction(model, test[: config.eval_batch_size], filter_index, batch_size=config.eval_batch_size)
+    model.eval()  # drops the cached entity table, so the timed pass recomputes it as a real evaluation does
+    synchronize(device)
+    began = time.perf_counter()
+    metrics = evaluate_link_prediction(model, test, filter_index, batch_size=config.eval_batch_size)
+    synchronize(device)
+    seconds = time.perf_counter() - began
+    return {"test_triples": int(test.shape[0]), "queries": 2 * int(test.shape[0]), "batch_size": config.eval_batch_size,
+            "filter_index_seconds": index_seconds, "seconds": seconds,
+            "queries_per_second": 2 * test.shape[0] / seconds,
+            "mrr_untrained": metrics["both"]["realistic"]["mrr"]} | memory_peaks(device)

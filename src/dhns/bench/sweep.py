@@ -1,0 +1,125 @@
+"""The scaling sweep: seconds per epoch on synthetic graphs of growing size, its table, CSV and SVG chart."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from dhns.bench.config import BenchConfig
+from dhns.bench.inputs import hardness_levels_for, synthetic_graph
+from dhns.bench.stages import build_model, kgc_phase, make_generator
+from dhns.bench.timing import memory_peaks, reset_peaks
+from dhns.config import PretrainConfig, TrainConfig
+from dhns.ntat import HardNegativeObjective
+
+LINEARITY_TOLERANCE = 1.5  # max / min seconds per 1k triples over the sweep still called linear
+
+
+def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
+    """Seconds per epoch of the pretrain step (and the dhns step) on synthetic graphs of each size."""
+    rows = []
+    for size in config.sweep_sizes:
+        graph = synthetic_graph(size, config.sweep_entities, config.sweep_relations, config.seed)
+        model = build_model(config, graph, device)
+        train = graph.train.to(device)
+        reset_peaks(device)
+        pretrain = kgc_phase(config, model, train, "self_adversarial", PretrainConfig().kgc_lr, config.sweep_batches)
+        row = {"triples": size, "entities": graph.num_entities, "relations": graph.num_relations,
+               "batches_per_epoch": pretrain["batches_per_epoch"], "measured_batches": pretrain["measured_batches"],
+               "extrapolated": pretrain["extrapolated"], "sampler_setup_seconds": pretrain["sampler_setup_seconds"],
+               "seconds_per_epoch": pretrain["seconds_per_epoch"],
+               "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
+        if config.sweep_dhns:
+            generator = make_generator(model, config.diffusion_steps)
+            objective = HardNegativeObjective(generator, hardness_levels_for(config.diffusion_steps),
+                                              TrainConfig().hard_loss_weight)
+            dhns = kgc_phase(config, model, train, "dhns", TrainConfig().kgc_lr, config.sweep_batches, objective)
+            row.update(dhns_seconds_per_epoch=dhns["seconds_per_epoch"],
+                       dhns_seconds_per_1k_triples=1000 * dhns["seconds_per_epoch"] / size)
+        rows.append(row | memory_peaks(device))
+    return {"rows": rows, **linearity(rows)}
+
+
+def linearity(rows: Sequence[dict]) -> dict[str, Any]:
+    """Spread (max / min) of seconds per 1k triples; within LINEARITY_TOLERANCE the growth is called linear.
+
+    Judged on the pretrain step; the dhns step's spread is reported beside it when it was timed.
+    """
+    per_1k = [row["seconds_per_1k_triples"] for row in rows]
+    spread = max(per_1k) / min(per_1k)
+    result = {"spread": spread, "linear": spread <= LINEARITY_TOLERANCE, "tolerance": LINEARITY_TOLERANCE}
+    dhns = [row["dhns_seconds_per_1k_triples"] for row in rows if "dhns_seconds_per_1k_triples" in row]
+    if dhns:
+        result["dhns_spread"] = max(dhns) / min(dhns)
+    return result
+
+
+def sweep_table(sweep: dict) -> str:
+    """Markdown table, one row per size."""
+    dhns = any("dhns_seconds_per_epoch" in row for row in sweep["rows"])
+    header = ["triples", "entities", "batches", "timed batches", "s per epoch", "s per 1k triples", "sampler setup s"]
+    header += ["dhns s per epoch", "dhns s per 1k"] if dhns else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in sweep["rows"]:
+        cells = [f"{row['triples']:,}", f"{row['entities']:,}", str(row["batches_per_epoch"]),
+                 str(row["measured_batches"]), f"{row['seconds_per_epoch']:.3f}",
+                 f"{row['seconds_per_1k_triples']:.4f}", f"{row['sampler_setup_seconds']:.3f}"]
+        if dhns:
+            cells += [f"{row['dhns_seconds_per_epoch']:.3f}", f"{row['dhns_seconds_per_1k_triples']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_sweep_csv(path: Path, sweep: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["triples", "entities", "batches_per_epoch", "measured_batches", "seconds_per_epoch",
+               "seconds_per_1k_triples", "sampler_setup_seconds", "dhns_seconds_per_epoch"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(sweep["rows"])
+
+
+def write_sweep_svg(path: Path, sweep: dict, width: int = 480, height: int = 320) -> None:
+    """A log-log chart of seconds per epoch against training triples, with the linear-growth line.
+
+    Hand-written SVG (no plotting dependency): measured points joined, and a dashed line of slope 1
+    through the smallest size; points on that line mean time grows linearly with the graph.
+    """
+    rows = sorted(sweep["rows"], key=lambda row: row["triples"])
+    xs = [math.log10(row["triples"]) for row in rows]
+    ys = [math.log10(row["seconds_per_epoch"]) for row in rows]
+    ideal = [ys[0] + (x - xs[0]) for x in xs]
+    x_low, x_high = min(xs) - 0.2, max(xs) + 0.2
+    y_low, y_high = min(ys + ideal) - 0.3, max(ys + ideal) + 0.3
+    margin = 56
+
+    def point(x: float, y: float) -> str:
+        px = margin + (x - x_low) / (x_high - x_low) * (width - 2 * margin)
+        py = height - margin - (y - y_low) / (y_high - y_low) * (height - 2 * margin)
+        return f"{px:.1f},{py:.1f}"
+
+    ticks = []
+    for row, x, y in zip(rows, xs, ys):
+        px, py = point(x, y).split(",")
+        ticks.append(f'<circle cx="{px}" cy="{py}" r="4" fill="#1f77b4"/>'
+                     f'<text x="{px}" y="{height - margin + 18}" text-anchor="middle" font-size="11">{row["triples"]:,}</text>'
+                     f'<text x="{float(px) + 8:.1f}" y="{float(py) - 8:.1f}" font-size="11">{row["seconds_per_epoch"]:.2f} s</text>')
+    svg = f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<line x1="{margin}" y1="{height - margin}" x2="{width - margin}" y2="{height - margin}" stroke="black"/>
+<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>
+<polyline points="{' '.join(point(x, y) for x, y in zip(xs, ideal))}" fill="none" stroke="gray" stroke-dasharray="5,4"/>
+<polyline points="{' '.join(point(x, y) for x, y in zip(xs, ys))}" fill="none" stroke="#1f77b4" stroke-width="2"/>
+{''.join(ticks)}
+<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12">training triples (log scale)</text>
+<text x="16" y="{height / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 {height / 2})">seconds per epoch (log)</text>
+<text x="{width / 2}" y="22" text-anchor="middle" font-size="13">epoch time vs graph size; dashed: linear growth</text>
+</svg>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(svg, encoding="utf-8")
