@@ -5,14 +5,20 @@ candidate entity: TransE scores `gamma - ||(h + r) - t||_1` for tails and `gamma
 heads; DistMult `<h * r, t>` and `<h, t * r>`; RotatE `gamma - sum |h o r - t|` and, because |r| = 1,
 `gamma - sum |h - t o conj(r)|`. The query is exactly the diffusion condition C(e, r) of the design
 notes, so the DiffHEG stage reuses it, and ranking all entities becomes one batched comparison.
+
+Training scores B queries against k sampled candidates each (`compare_gathered`). For the two distance
+scorers this is done by `GatheredDistance` without materialising the (B, k, w) candidates, their
+differences or their gradients: see there for why and what it measured.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 Tensor = torch.Tensor
 
@@ -43,11 +49,94 @@ class Interaction(nn.Module):
         """(B, w) queries against every (N, w) entity -> (B, N), without a (B, N, w) temporary where possible."""
         return self.compare(queries.unsqueeze(1), entities.unsqueeze(0))
 
+    def compare_gathered(self, queries: Tensor, table: Tensor, index: Tensor) -> Tensor:
+        """(B, w) queries against their own candidates `table[index]` ((U, w) table, (B, k) ids) -> (B, k)."""
+        return self.compare(queries.unsqueeze(1), table[index])
+
     def init_relations(self, weight: Tensor) -> None:
         nn.init.xavier_uniform_(weight)
 
 
-class TransE(Interaction):
+class DistanceInteraction(Interaction):
+    """A scorer `margin - distance(query, candidate)` whose distance is a sum over the entity width.
+
+    Subclasses give the distance and its gradient as functions of the difference `candidate - query`, so
+    `compare_gathered` can score sampled candidates chunk by chunk (`GatheredDistance`).
+    """
+
+    def __init__(self, embedding_dim: int, margin: float, gather_chunk: int = 2**18) -> None:
+        super().__init__(embedding_dim, margin)
+        # elements per thread of each (rows, k, w) CPU temporary in compare_gathered (1 MiB of fp32): every
+        # elementwise op splits a chunk over the threads, so each core's share stays in its L2 cache
+        self.gather_chunk = gather_chunk
+
+    def difference_distance_(self, differences: Tensor) -> Tensor:
+        """(..., w) differences `candidate - query`, overwritten -> (...) distances."""
+        raise NotImplementedError
+
+    def difference_gradient_(self, differences: Tensor, grad_distances: Tensor) -> Tensor:
+        """d(sum grad * distance)/d(differences): (..., w) differences, overwritten, and (...) grads -> (..., w)."""
+        raise NotImplementedError
+
+    def compare_gathered(self, queries: Tensor, table: Tensor, index: Tensor) -> Tensor:
+        """On the CPU without the (B, k, w) tensors; elsewhere (untimed there) the plain gather and compare."""
+        if table.device.type != "cpu":
+            return super().compare_gathered(queries, table, index)
+        dtype = torch.promote_types(queries.dtype, table.dtype)  # the dtype compare would compute in
+        budget = self.gather_chunk * torch.get_num_threads()
+        rows = max(1, budget // max(1, index.shape[-1] * table.shape[-1]))
+        distances = GatheredDistance.apply(self, queries.to(dtype), table.to(dtype), index, rows)
+        return self.margin - distances
+
+
+class GatheredDistance(torch.autograd.Function):
+    """distance(queries[b], table[index[b, j]]) -> (B, k), for a `DistanceInteraction`, in row chunks.
+
+    The plain form gathers (B, k, w) candidates and builds the (B, k, w) difference, its absolute value or
+    modulus, and in backward as many gradients again, then scatters the candidates' gradient back into the
+    table (`index_put_`, a third of a multimodal pretrain step). Here each chunk of `rows` queries is
+    gathered, compared and dropped while it is still in cache; backward recomputes the chunk's difference
+    and adds its gradient straight into the (U, w) table gradient with `index_add_` (which accumulates
+    repeated ids). Nothing of size (B, k, w) is kept between forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx, interaction: DistanceInteraction, queries: Tensor, table: Tensor, index: Tensor,
+                rows: int) -> Tensor:
+        ctx.interaction, ctx.rows = interaction, rows
+        ctx.save_for_backward(queries, table, index)
+        distances = queries.new_empty(index.shape)  # (B, k)
+        for start, chunk, differences in _chunk_differences(queries, table, index, rows):
+            distances[start : start + chunk] = interaction.difference_distance_(differences)
+        return distances
+
+    @staticmethod
+    @once_differentiable  # nothing here needs a second derivative
+    def backward(ctx, grad_distances: Tensor):
+        queries, table, index = ctx.saved_tensors
+        want_queries, want_table = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_queries = torch.empty_like(queries) if want_queries else None
+        grad_table = torch.zeros_like(table) if want_table else None
+        if want_queries or want_table:
+            for start, chunk, differences in _chunk_differences(queries, table, index, ctx.rows):
+                stop = start + chunk
+                grad_differences = ctx.interaction.difference_gradient_(differences, grad_distances[start:stop])
+                if want_queries:  # differences are candidate - query: the query's gradient is minus their sum
+                    torch.sum(grad_differences, dim=1, out=grad_queries[start:stop]).neg_()
+                if want_table:
+                    grad_table.index_add_(0, index[start:stop].reshape(-1), grad_differences.flatten(0, 1))
+        return None, grad_queries, grad_table, None, None
+
+
+def _chunk_differences(queries: Tensor, table: Tensor, index: Tensor, rows: int) -> Iterator[tuple[int, int, Tensor]]:
+    """(start, rows in chunk, (rows, k, w) `table[index] - queries` of the chunk), a fresh tensor each time."""
+    for start in range(0, index.shape[0], rows):
+        ids = index[start : start + rows]
+        gathered = table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[-1])
+        yield start, ids.shape[0], gathered.sub_(queries[start : start + rows].unsqueeze(1))
+
+
+class TransE(DistanceInteraction):
     def __init__(self, embedding_dim: int, margin: float) -> None:
         super().__init__(embedding_dim, margin)
         self.entity_width = embedding_dim
@@ -61,6 +150,12 @@ class TransE(Interaction):
 
     def compare(self, queries: Tensor, candidates: Tensor) -> Tensor:
         return self.margin - (queries - candidates).abs().sum(dim=-1)
+
+    def difference_distance_(self, differences: Tensor) -> Tensor:
+        return differences.abs_().sum(dim=-1)
+
+    def difference_gradient_(self, differences: Tensor, grad_distances: Tensor) -> Tensor:
+        return differences.sign_().mul_(grad_distances.unsqueeze(-1))
 
     def compare_all(self, queries: Tensor, entities: Tensor) -> Tensor:
         return self.margin - torch.cdist(queries, entities, p=1.0)
@@ -85,8 +180,10 @@ class DistMult(Interaction):
         return queries @ entities.T
 
 
-class RotatE(Interaction):
+class RotatE(DistanceInteraction):
     """Entities are complex vectors stored as [real | imaginary]; relations are d phases."""
+
+    modulus_epsilon = 1e-12  # inside the square root: keeps the gradient finite where a difference is 0
 
     def __init__(self, embedding_dim: int, margin: float, compare_chunk: int = 2**20) -> None:
         super().__init__(embedding_dim, margin)
@@ -108,8 +205,21 @@ class RotatE(Interaction):
     def compare(self, queries: Tensor, candidates: Tensor) -> Tensor:
         q_real, q_imag = queries.chunk(2, dim=-1)
         c_real, c_imag = candidates.chunk(2, dim=-1)
-        modulus = torch.sqrt((q_real - c_real) ** 2 + (q_imag - c_imag) ** 2 + 1e-12)
+        modulus = torch.sqrt((q_real - c_real) ** 2 + (q_imag - c_imag) ** 2 + self.modulus_epsilon)
         return self.margin - modulus.sum(dim=-1)
+
+    def _modulus(self, differences: Tensor) -> Tensor:
+        """(..., 2d) complex differences -> (..., d) moduli (a fresh tensor; the input is left as it is)."""
+        real, imag = differences.chunk(2, dim=-1)
+        return torch.mul(real, real).addcmul_(imag, imag).add_(self.modulus_epsilon).sqrt_()
+
+    def difference_distance_(self, differences: Tensor) -> Tensor:
+        return self._modulus(differences).sum(dim=-1)
+
+    def difference_gradient_(self, differences: Tensor, grad_distances: Tensor) -> Tensor:
+        """d|z|/dz = z / |z| for the real and the imaginary part alike."""
+        scale = torch.reciprocal(self._modulus(differences)).mul_(grad_distances.unsqueeze(-1))  # (..., d)
+        return differences.view(*scale.shape[:-1], 2, -1).mul_(scale.unsqueeze(-2)).flatten(-2)
 
     def compare_all(self, queries: Tensor, entities: Tensor) -> Tensor:
         """The complex modulus has no matmul form, so the (B, n, d) differences are unavoidable.
