@@ -1,13 +1,15 @@
-"""Scoring sampled candidates without gathering them (`compare_gathered`, `GatheredDistance`).
+"""Scoring sampled candidates without gathering them (`compare_gathered`), and every entity (`compare_all`).
 
 Every expected value is the plain form written out here: candidates gathered as a (B, k, w) tensor and the
-scorer's formula applied to them, differentiated by autograd.
+scorer's formula applied to them, differentiated by autograd. Each test runs twice: with the compiled
+loops of `dhns.models.native` and with their PyTorch form (`GatheredDistance`, `DHNS_NATIVE=0`).
 """
 
 import pytest
 import torch
 
 from dhns.config import ModelConfig
+from dhns.models import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
@@ -15,6 +17,14 @@ from dhns.training import batch_loss, negative_weights, precision_context, sigmo
 
 DISTANCE_SCORERS = ["transe", "rotate"]
 MARGIN = 3.0
+
+
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def backend(request, monkeypatch):
+    monkeypatch.setenv("DHNS_NATIVE", "1" if request.param == "native" else "0")
+    if request.param == "native" and not native.available():
+        pytest.skip("no C compiler: the compiled loops are not built here")
+    return request.param
 
 
 def plain_scores(name: str, queries: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -195,3 +205,44 @@ def test_no_candidate_sized_tensor_is_kept_for_backward(name, with_text):
     with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
         model.score_corrupted(triples[:10], negatives, torch.rand(10) < 0.5)
     assert saved and max(saved) < candidate_elements, (max(saved), candidate_elements)
+
+
+@pytest.mark.parametrize("name", DISTANCE_SCORERS)
+def test_ranking_every_entity_matches_the_plain_form(name):
+    """`compare_all` without autograd (evaluation) against the broadcast formula."""
+    interaction = make_interaction(name, 5, MARGIN)
+    generator = torch.Generator().manual_seed(3)
+    queries = torch.randn(7, interaction.entity_width, generator=generator)
+    entities = torch.randn(131, interaction.entity_width, generator=generator)  # not a multiple of any block
+    with torch.no_grad():
+        scores = interaction.compare_all(queries, entities)
+    expected = plain_scores(name, queries, entities, torch.arange(131).expand(7, -1))
+    if name == "rotate":  # ranking takes no epsilon inside the square root
+        real, imag = (queries.unsqueeze(1) - entities).chunk(2, dim=-1)
+        expected = MARGIN - torch.sqrt(real**2 + imag**2).sum(dim=-1)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", DISTANCE_SCORERS)
+def test_results_do_not_depend_on_the_thread_count(name, backend):
+    """Bitwise: every output of the compiled loops is written by one thread and summed in a fixed order."""
+    if backend != "native":
+        pytest.skip("PyTorch's own reductions may split by thread")
+    interaction = make_interaction(name, 4, MARGIN)
+    queries, table, index = tiny_case(name, batch=50, negatives=9, rows=7)
+    grad_scores = torch.randn(index.shape, generator=torch.Generator().manual_seed(4))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            q, t = leaves(queries, table)
+            scores = interaction.compare_gathered(q, t, index)
+            scores.backward(grad_scores)
+            with torch.no_grad():
+                ranked = interaction.compare_all(queries, table)
+            results.append((scores.detach(), q.grad, t.grad, ranked))
+    finally:
+        torch.set_num_threads(before)
+    for one, three in zip(*results):
+        assert torch.equal(one, three)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from dhns.sampling import BernoulliSampler, UniformSampler, make_sampler
+from dhns.sampling.negatives import KeySet, prime_at_least
 
 
 def test_bernoulli_corrupts_the_head_of_one_to_many_relations():
@@ -50,3 +51,20 @@ def test_uniform_sides_are_balanced():
 def test_unknown_sampler_lists_valid_names():
     with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial, dhns"):
         make_sampler("hard", torch.tensor([[0, 0, 1]]), 2, 1, 1)
+
+
+@pytest.mark.parametrize("count", [0, 1, 40, 5000])
+def test_key_set_membership_agrees_with_a_python_set(count):
+    """The bitmap only rules keys out: every answer is the exact one, colliding residues included."""
+    generator = torch.Generator().manual_seed(count)
+    keys = torch.randint(0, 10**10, (count,), generator=generator)
+    key_set = KeySet(torch.cat([keys, keys[: count // 2]]))  # duplicates are fine
+    colliding = keys[:20] + key_set.modulus * torch.arange(1, 21)[: min(20, count)]  # same residue, not a key
+    queries = torch.cat([keys[:30], colliding, torch.randint(0, 10**10, (500,), generator=generator)]).view(-1, 1)
+    expected = [int(q) in set(keys.tolist()) for q in queries.flatten()]
+    assert key_set.contains(queries).flatten().tolist() == expected
+    assert key_set.contains(queries).shape == queries.shape
+
+
+def test_prime_at_least():
+    assert [prime_at_least(n) for n in (0, 2, 8, 1021, 1022)] == [2, 2, 11, 1021, 1031]

@@ -38,7 +38,7 @@ from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.diffusion.training import generator_step
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
-from dhns.training import batch_loss
+from dhns.training import adam, batch_loss
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class HardNegativeObjective:
         self.joint_generator = joint_generator
         self.diffusion_loss = diffusion_loss
         self.generator_steps = 0
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=generator_lr) if joint_generator else None
+        self.optimizer = adam(generator.parameters(), generator_lr) if joint_generator else None
         for parameter in generator.parameters():
             parameter.requires_grad_(joint_generator)
 

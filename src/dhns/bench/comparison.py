@@ -7,10 +7,11 @@ the same run (`floors`). Speed-up = the peer's time / our time, per triple for t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -21,6 +22,7 @@ from dhns.bench.peers import (INSTALL_HINT, PEERS, PeerConfig, PeerSide, PeerUna
                              training_stream)
 from dhns.bench.timing import hardware, memory_bandwidth
 from dhns.data import KnowledgeGraph
+from dhns.host import keep_freed_memory, return_freed_memory
 from dhns.training import resolve_device
 
 Tensor = torch.Tensor
@@ -48,12 +50,29 @@ def training_figures(run: TrainingRun, epoch_triples: int, floor_bytes: int, ban
     } | against_floor(seconds_per_batch, floor_bytes, bandwidth)
 
 
+@contextlib.contextmanager
+def allocator_for(side: PeerSide, config: PeerConfig, evaluating: bool) -> Iterator[None]:
+    """The glibc policy a side runs under (CPU only; see `dhns.host`).
+
+    Training: both sides keep freed memory, as our training loops do. It spares PyKEEN's steps their
+    page faults too (its step took 2.7x longer under glibc's defaults here), so our training ratio is the
+    conservative one. Evaluation: the peer gets glibc's defaults back, because a heap that never shrinks
+    grew its evaluation from 3.0 to 8.6 GB and ran RotatE out of memory; its time barely changed.
+    """
+    if config.keep_freed_memory and resolve_device(config.device).type == "cpu":
+        (return_freed_memory if evaluating and not isinstance(side, OurSide) else keep_freed_memory)()
+    yield
+
+
 def compare_model(model: str, ours: OurSide, peer: PeerSide, config: PeerConfig, graph: KnowledgeGraph,
                   stream: Tensor, test: Tensor | None, bandwidth: float) -> dict[str, Any]:
     """Train on each side, then (unless `test` is None) rank `test` on each side with our trained weights."""
     width = entity_width(model, config.dim)
     step_bytes = training_floor_bytes(config.batch_size, config.num_negatives, width, config.dim)
-    mine, theirs = ours.train(model, stream), peer.train(model, stream)
+    with allocator_for(ours, config, evaluating=False):
+        mine = ours.train(model, stream)
+    with allocator_for(peer, config, evaluating=False):
+        theirs = peer.train(model, stream)
     epoch = int(graph.train.shape[0])
     row: dict[str, Any] = {"entity_width": width, "training": {
         "dhns": training_figures(mine, epoch, step_bytes, bandwidth),
@@ -62,7 +81,10 @@ def compare_model(model: str, ours: OurSide, peer: PeerSide, config: PeerConfig,
     if test is None:
         return row
     weights = ours.trained_weights(model)
-    mine_eval, theirs_eval = ours.evaluate(weights, test), peer.evaluate(weights, test)
+    with allocator_for(ours, config, evaluating=True):
+        mine_eval = ours.evaluate(weights, test)
+    with allocator_for(peer, config, evaluating=True):
+        theirs_eval = peer.evaluate(weights, test)
     eval_bytes = evaluation_floor_bytes(test.shape[0], graph.num_entities, width, config.eval_batch_size)
     row["evaluation"] = {
         "test_triples": int(test.shape[0]),

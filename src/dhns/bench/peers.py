@@ -47,7 +47,7 @@ class PeerConfig:
     device: str = "auto"
     threads: int | None = None  # torch CPU threads for both sides; None = torch's default
     seed: int = 0
-    keep_freed_memory: bool = True  # on CPU, as our training loops do (it applies to the whole process)
+    keep_freed_memory: bool = True  # on CPU: both sides train so; the peer evaluates under glibc's defaults
     bandwidth_mib: int | None = None  # size of the bandwidth probe's tensors; None = its default
     # fixed by our defaults, recorded so the JSON says what both sides used
     margin: float = ModelConfig().margin

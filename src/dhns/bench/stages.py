@@ -19,7 +19,7 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
-from dhns.training import ADVERSARIAL_SAMPLERS, precision_context, train_step
+from dhns.training import ADVERSARIAL_SAMPLERS, adam, precision_context, train_step
 
 Tensor = torch.Tensor
 
@@ -51,7 +51,7 @@ def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, sampler_name:
     sampler.to(device)
     synchronize(device)
     setup = time.perf_counter() - began
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr)
     temperature = PretrainConfig().adversarial_temperature if sampler_name in ADVERSARIAL_SAMPLERS else None
     regularization = PretrainConfig().regularization
     model.train()
@@ -87,7 +87,7 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
             parameter.requires_grad_(False)
         model.eval()
         generator.train()
-        optimizer = torch.optim.Adam(generator.parameters(), lr=diffusion.generator_lr)
+        optimizer = adam(generator.parameters(), diffusion.generator_lr)
 
         def diffusion_step(batch: Tensor, rng: torch.Generator) -> Tensor:
             return generator_step(generator, model, optimizer, batch, diffusion.loss, rng, precision=config.precision)

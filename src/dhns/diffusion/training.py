@@ -13,7 +13,7 @@ from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.host import keep_freed_memory
 from dhns.models.kgc import KGCModel
-from dhns.training import apply_gradients, precision_context
+from dhns.training import adam, apply_gradients, precision_context
 
 Tensor = torch.Tensor
 
@@ -57,7 +57,7 @@ def train_generator(
     train_triples = train_triples.to(device)
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=config.generator_lr)
+    optimizer = adam(generator.parameters(), config.generator_lr)
     history: list[dict] = []
     run_key = ""
     if checkpointing is not None:

@@ -69,7 +69,7 @@ class KGCModel(nn.Module):
             heads, tails = table[inverse[:batch]], table[inverse[batch : 2 * batch]]
             candidate_ids = inverse[2 * batch :].reshape(negatives.shape)  # (B, k) rows of table
         else:  # a plain lookup: no fusion to share, and no data-dependent shape (no host sync on a GPU)
-            heads, tails = self.entities(positives[:, 0]), self.entities(positives[:, 2])
+            heads, tails = self.entities(positives[:, [0, 2]]).unbind(1)  # one lookup: one dense gradient
             table, candidate_ids = self.entities.structural.weight, negatives  # the entities are the embedding
         relations = self.relations(positives[:, 1])
         tail_queries = self.interaction.tail_query(heads, relations)

@@ -1,0 +1,197 @@
+/* Distance scorers' hot loops on the CPU: TransE's L1 distance and RotatE's sum of complex moduli.
+ *
+ * Built and loaded by dhns/models/native.py (gcc or clang, -O3, vectorised through `omp simd` and
+ * -fno-math-errno, which lets sqrtf vectorise: nothing here reads errno; no OpenMP
+ * runtime: threads are plain pthreads, so nothing spins beside PyTorch's own pool). All tensors are
+ * contiguous fp32 and ids int64. A "difference" is candidate - query, as in dhns.models.interactions.
+ *
+ * Every result is independent of the thread count: each output element is written by one thread, and
+ * each sum runs in a fixed order (the table gradient of an entity adds its (b, j) terms in ascending
+ * order whichever thread owns that entity).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+
+enum { KIND_L1 = 0, KIND_MODULUS = 1 };
+#define MAX_PARTS 256
+#define ENTITY_BLOCK 64 /* entity rows per block of the all-entities comparison: they stay in L1/L2 */
+
+typedef void (*part_fn)(const void *context, int64_t part, int64_t parts);
+
+typedef struct {
+    part_fn fn;
+    const void *context;
+    int64_t part, parts;
+} part_call;
+
+static void *run_part(void *argument) {
+    const part_call *call = (const part_call *)argument;
+    call->fn(call->context, call->part, call->parts);
+    return 0;
+}
+
+/* fn(context, p, parts) for p = 0 .. parts-1, part 0 on the calling thread; a thread that cannot be
+ * started runs its part here instead. */
+static void run_parts(part_fn fn, const void *context, int64_t parts) {
+    pthread_t threads[MAX_PARTS];
+    part_call calls[MAX_PARTS];
+    int started[MAX_PARTS];
+    if (parts > MAX_PARTS) parts = MAX_PARTS;
+    if (parts < 1) parts = 1;
+    for (int64_t p = 1; p < parts; ++p) {
+        calls[p] = (part_call){fn, context, p, parts};
+        started[p] = pthread_create(&threads[p], 0, run_part, &calls[p]) == 0;
+    }
+    fn(context, 0, parts);
+    for (int64_t p = 1; p < parts; ++p) {
+        if (started[p]) pthread_join(threads[p], 0);
+        else fn(context, p, parts);
+    }
+}
+
+static int64_t split(int64_t count, int64_t part, int64_t parts) { return count * part / parts; }
+
+/* distance(query, candidate): L1 over w reals, or the sum of d = w / 2 moduli of [real | imaginary] */
+static float distance(int kind, const float *query, const float *candidate, int64_t width, float epsilon) {
+    float total = 0.0f;
+    if (kind == KIND_L1) {
+#pragma omp simd reduction(+ : total)
+        for (int64_t i = 0; i < width; ++i) total += fabsf(candidate[i] - query[i]);
+    } else {
+        const int64_t half = width / 2;
+#pragma omp simd reduction(+ : total)
+        for (int64_t i = 0; i < half; ++i) {
+            const float real = candidate[i] - query[i], imag = candidate[half + i] - query[half + i];
+            total += sqrtf(real * real + imag * imag + epsilon);
+        }
+    }
+    return total;
+}
+
+/* out += scale * d distance / d difference, for one (query, candidate) pair */
+static void add_difference_gradient(int kind, const float *query, const float *candidate, int64_t width,
+                                    float epsilon, float scale, float *out) {
+    if (kind == KIND_L1) {
+#pragma omp simd
+        for (int64_t i = 0; i < width; ++i) {
+            const float difference = candidate[i] - query[i];
+            const float sign = (float)(difference > 0.0f) - (float)(difference < 0.0f);
+            out[i] += sign * scale;
+        }
+    } else {
+        const int64_t half = width / 2;
+#pragma omp simd
+        for (int64_t i = 0; i < half; ++i) {
+            const float real = candidate[i] - query[i], imag = candidate[half + i] - query[half + i];
+            const float factor = (1.0f / sqrtf(real * real + imag * imag + epsilon)) * scale;
+            out[i] += real * factor;
+            out[half + i] += imag * factor;
+        }
+    }
+}
+
+typedef struct {
+    int kind;
+    const float *queries;    /* (B, w) */
+    const float *table;      /* (U, w) */
+    const int64_t *index;    /* (B, k) */
+    const float *grad;       /* (B, k) upstream gradient (backward only) */
+    float *out;              /* forward: (B, k) distances; backward: (B, w) or (U, w) gradient */
+    int64_t batch, negatives, width, rows;
+    float epsilon;
+} gathered_job;
+
+static void gathered_forward_part(const void *context, int64_t part, int64_t parts) {
+    const gathered_job *job = (const gathered_job *)context;
+    for (int64_t b = split(job->batch, part, parts); b < split(job->batch, part + 1, parts); ++b) {
+        const float *query = job->queries + b * job->width;
+        for (int64_t j = 0; j < job->negatives; ++j) {
+            const int64_t id = job->index[b * job->negatives + j];
+            job->out[b * job->negatives + j] =
+                distance(job->kind, query, job->table + id * job->width, job->width, job->epsilon);
+        }
+    }
+}
+
+/* grad_queries[b] = -sum_j grad[b, j] d distance / d difference (the difference is candidate - query) */
+static void gathered_query_gradient_part(const void *context, int64_t part, int64_t parts) {
+    const gathered_job *job = (const gathered_job *)context;
+    for (int64_t b = split(job->batch, part, parts); b < split(job->batch, part + 1, parts); ++b) {
+        const float *query = job->queries + b * job->width;
+        float *out = job->out + b * job->width;
+        for (int64_t i = 0; i < job->width; ++i) out[i] = 0.0f;
+        for (int64_t j = 0; j < job->negatives; ++j) {
+            const int64_t at = b * job->negatives + j;
+            add_difference_gradient(job->kind, query, job->table + job->index[at] * job->width, job->width,
+                                    job->epsilon, -job->grad[at], out);
+        }
+    }
+}
+
+/* grad_table[id] += grad[b, j] d distance / d difference for every (b, j) with index[b, j] = id; this
+ * part owns the ids in its range and walks all pairs in order, so no two threads write one row. */
+static void gathered_table_gradient_part(const void *context, int64_t part, int64_t parts) {
+    const gathered_job *job = (const gathered_job *)context;
+    const int64_t first = split(job->rows, part, parts), last = split(job->rows, part + 1, parts);
+    const int64_t pairs = job->batch * job->negatives;
+    for (int64_t at = 0; at < pairs; ++at) {
+        const int64_t id = job->index[at];
+        if (id < first || id >= last) continue;
+        add_difference_gradient(job->kind, job->queries + (at / job->negatives) * job->width,
+                                job->table + id * job->width, job->width, job->epsilon, job->grad[at],
+                                job->out + id * job->width);
+    }
+}
+
+void dhns_gathered_distance(int kind, const float *queries, const float *table, const int64_t *index,
+                            float *distances, int64_t batch, int64_t negatives, int64_t width, float epsilon,
+                            int64_t threads) {
+    gathered_job job = {kind, queries, table, index, 0, distances, batch, negatives, width, 0, epsilon};
+    run_parts(gathered_forward_part, &job, threads);
+}
+
+/* grad_queries (B, w), written; grad_table (U, w), accumulated into (pass zeros); either may be null */
+void dhns_gathered_distance_backward(int kind, const float *queries, const float *table, const int64_t *index,
+                                     const float *grad, float *grad_queries, float *grad_table, int64_t batch,
+                                     int64_t negatives, int64_t width, int64_t rows, float epsilon,
+                                     int64_t threads) {
+    if (grad_queries) {
+        gathered_job job = {kind, queries, table, index, grad, grad_queries, batch, negatives, width, rows, epsilon};
+        run_parts(gathered_query_gradient_part, &job, threads);
+    }
+    if (grad_table) {
+        gathered_job job = {kind, queries, table, index, grad, grad_table, batch, negatives, width, rows, epsilon};
+        run_parts(gathered_table_gradient_part, &job, threads);
+    }
+}
+
+typedef struct {
+    int kind;
+    const float *queries;   /* (B, w) */
+    const float *entities;  /* (N, w) */
+    float *out;             /* (B, N) */
+    int64_t batch, count, width;
+    float epsilon;
+} all_job;
+
+/* this part's entities, a block at a time, against every query: the block is read from cache B times */
+static void all_distance_part(const void *context, int64_t part, int64_t parts) {
+    const all_job *job = (const all_job *)context;
+    const int64_t last = split(job->count, part + 1, parts);
+    for (int64_t start = split(job->count, part, parts); start < last; start += ENTITY_BLOCK) {
+        const int64_t stop = start + ENTITY_BLOCK < last ? start + ENTITY_BLOCK : last;
+        for (int64_t b = 0; b < job->batch; ++b) {
+            const float *query = job->queries + b * job->width;
+            float *row = job->out + b * job->count;
+            for (int64_t e = start; e < stop; ++e)
+                row[e] = distance(job->kind, query, job->entities + e * job->width, job->width, job->epsilon);
+        }
+    }
+}
+
+void dhns_all_distance(int kind, const float *queries, const float *entities, float *out, int64_t batch,
+                       int64_t count, int64_t width, float epsilon, int64_t threads) {
+    all_job job = {kind, queries, entities, out, batch, count, width, epsilon};
+    run_parts(all_distance_part, &job, threads);
+}
