@@ -215,3 +215,19 @@ def test_patience_zero_never_stops_early(monkeypatch):
     assert result.best_epoch == 1 and result.best_valid_metric == 0.9
     assert same_state(final, snapshots[1])  # the best parameters are still restored at the end
     assert not same_state(final, snapshots[8])
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    """auto follows the device: emulated bf16 (AVX2-only CPUs) was 38x slower than fp32, so it means fp32 there."""
+    import dhns.training as training
+
+    for native_bf16, expected in ((True, "bf16"), (False, "fp32")):
+        training.has_native_bf16.cache_clear()
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        assert training.resolve_precision("auto", torch.device("cpu")) == expected
+        with training.precision_context("auto", torch.device("cpu")):
+            assert torch.is_autocast_enabled("cpu") == (expected == "bf16")
+    training.has_native_bf16.cache_clear()
+    assert training.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert training.resolve_precision("bf16", torch.device("cpu")) == "bf16"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -317,13 +318,39 @@ class BatchLoss(torch.nn.Module):
                                   self.regularization, self.extra, self.regularizer)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto -> bf16 on a device with native bf16 arithmetic, else fp32; any other value as given.
+
+    Why: bf16 autocast made the denoisers 3x faster on a Xeon with AMX, but on a CPU without AVX512-BF16
+    or AMX (a 2-core AMD EPYC with AVX2 only) PyTorch emulates it and a bf16 matmul took 38x longer than
+    fp32: the diffusion stage went from under a minute to about 25.
+    """
+    if precision != "auto":
+        return precision
+    return "bf16" if has_native_bf16(device.type) else "fp32"
+
+
+@functools.lru_cache(maxsize=None)
+def has_native_bf16(device_type: str) -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with care
+        found = any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+        log.info("bf16 on this CPU: %s (precision auto -> %s)", "native" if found else "emulated",
+                 "bf16" if found else "fp32")
+        return found
+    return False
+
+
 @contextlib.contextmanager
 def precision_context(precision: str, device: torch.device) -> Iterator[None]:
     """fp32 as is; tf32: CUDA matmuls on TF32 tensor cores; bf16: autocast (matmuls in bf16, sums in fp32).
 
-    Scoped to the training step's forward pass, so evaluation always ranks with fp32 scores.
+    Scoped to the training step's forward pass, so evaluation always ranks with fp32 scores. auto is bf16
+    where the device has bf16 arithmetic, fp32 elsewhere (`resolve_precision`).
     """
-    if precision == "bf16":
+    if resolve_precision(precision, device) == "bf16":
         with torch.autocast(device.type, dtype=torch.bfloat16):
             yield
     elif precision == "tf32" and device.type == "cuda":
