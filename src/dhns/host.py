@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's malloc.h
 M_MMAP_MAX = -4
 NEVER_TRIM = 2**31 - 1  # bytes of free heap top tolerated before giving memory back (an int's maximum)
-
-
 GLIBC_MMAP_MAX = 65536  # glibc's defaults, restored by return_freed_memory
 GLIBC_TRIM_THRESHOLD = 128 * 1024
 

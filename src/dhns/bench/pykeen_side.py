@@ -26,6 +26,7 @@ from dhns.bench.timing import synchronize
 from dhns.data import KnowledgeGraph
 
 Tensor = torch.Tensor
+EVAL_BROADCAST_BYTES = 1 << 30  # the most PyKEEN may broadcast per evaluation chunk (see evaluation_batch)
 
 
 class PyKEENSide:
@@ -115,7 +116,6 @@ class PyKEENSide:
         return EvaluationRun(seconds=seconds, mrr=float(result.get_metric("both.realistic.inverse_harmonic_mean_rank")),
                              hits_at_10=float(result.get_metric("both.realistic.hits_at_10")))
 
-
     def evaluation_batch(self, weights: StructuralWeights) -> int:
         """The shared chunk size, made smaller where PyKEEN would broadcast more than `EVAL_BROADCAST_BYTES`.
 
@@ -125,9 +125,6 @@ class PyKEENSide:
         """
         per_query = weights.entities.shape[0] * weights.entities.shape[1] * 4  # fp32; RotatE: complex64
         return max(1, min(self.config.eval_batch_size, EVAL_BROADCAST_BYTES // per_query))
-
-
-EVAL_BROADCAST_BYTES = 1 << 30
 
 
 def load_structural_weights(kge: ERModel, weights: StructuralWeights) -> None:

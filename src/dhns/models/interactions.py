@@ -92,13 +92,13 @@ class DistanceInteraction(Interaction):
         if table.device.type != "cpu":
             return super().compare_gathered(queries, table, index)
         dtype = torch.promote_types(queries.dtype, table.dtype)  # the dtype compare would compute in
-        if native.usable(queries.to(dtype), table):
-            distances = NativeGatheredDistance.apply(self.native_kind, self.native_epsilon, queries.to(dtype),
-                                                     table, index)
+        queries = queries.to(dtype)
+        if native.usable(queries, table):
+            distances = NativeGatheredDistance.apply(self.native_kind, self.native_epsilon, queries, table, index)
             return self.margin - distances
         budget = self.gather_chunk * torch.get_num_threads()
         rows = max(1, budget // max(1, index.shape[-1] * table.shape[-1]))
-        distances = GatheredDistance.apply(self, queries.to(dtype), table.to(dtype), index, rows)
+        distances = GatheredDistance.apply(self, queries, table.to(dtype), index, rows)
         return self.margin - distances
 
 
@@ -200,7 +200,7 @@ class TransE(DistanceInteraction):
 
     def compare_all(self, queries: Tensor, entities: Tensor) -> Tensor:
         if not _needs_autograd(queries, entities) and native.usable(queries, entities):
-            return self.margin - native.all_distance("l1", queries, entities)
+            return self.margin - native.all_distance(self.native_kind, queries, entities)
         return self.margin - torch.cdist(queries, entities, p=1.0)
 
 
@@ -274,7 +274,7 @@ class RotatE(DistanceInteraction):
         if _needs_autograd(queries, entities):
             return self.compare(queries.unsqueeze(1), entities.unsqueeze(0))
         if native.usable(queries, entities):
-            return self.margin - native.all_distance("modulus", queries, entities)
+            return self.margin - native.all_distance(self.native_kind, queries, entities)  # no epsilon
         q_real, q_imag = (part.unsqueeze(1) for part in queries.chunk(2, dim=-1))  # (B, 1, d)
         e_real, e_imag = entities.chunk(2, dim=-1)  # (N, d)
         budget = self.compare_chunk if queries.device.type == "cpu" else self.compare_chunk * 256
