@@ -9,7 +9,10 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 
-SAMPLERS ?= uniform bernoulli self_adversarial dhns
+# The paired comparison's grid (`make compare-run DATASETS="MKG-Y MKG-W" SCORERS=transe SEEDS="0 1 2 3 4"`).
+DATASETS ?= MKG-Y
+SCORERS ?= transe
+ARMS ?= all
 SEEDS ?= 0 1 2
 
 .PHONY: install repro test compare-run compare clean-venv push pull bench bench-peers plots
@@ -35,15 +38,14 @@ repro: $(STAMP) .git
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# DHNS against classic negatives, everything else equal: queue samplers x seeds, then run them one by one.
+# DHNS against classic negatives, everything else equal: each missing (dataset, scorer, seed, arm) cell runs
+# as a DVC experiment and lands as a file in docs/results/cells; finished cells are never rerun.
 compare-run: $(STAMP) .git
-	for sampler in $(SAMPLERS); do for seed in $(SEEDS); do \
-		dvc exp run --queue -S train.sampler=$$sampler -S seed=$$seed || exit 1; done; done
-	dvc exp run --run-all
+	$(BIN)/python -m dhns.compare run --datasets "$(DATASETS)" --scorers "$(SCORERS)" --arms "$(ARMS)" --seeds "$(SEEDS)"
 
-# Markdown table (mean +- std over seeds) of the finished experiments.
+# docs/results/README.md from the cell files (after adding finished `dvc exp show` experiments), printed too.
 compare: $(STAMP)
-	python -m dhns.compare
+	$(BIN)/python -m dhns.compare --seeds "$(SEEDS)"  # the whole grid: 3 datasets x 3 scorers, missing cells marked
 
 clean-venv:
 	rm -rf $(VENV)

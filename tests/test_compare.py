@@ -1,38 +1,212 @@
-"""The comparison table from `dvc exp show --json`: grouping, seeds, mean and sample std."""
+"""The paired comparison: arms, cell files, harvesting `dvc exp show`, the runner's bookkeeping, the tables."""
 
+import json
 import math
+from pathlib import Path
 
-from dhns.compare import comparison_table, experiment_runs
+import pytest
+import yaml
+
+from dhns.compare.__main__ import main as compare_main
+from dhns.compare.arms import ARMS, arm_of, parse_arms
+from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
+from dhns.compare.runner import experiment_command, grid, run_cells
+from dhns.compare.tables import best_baseline, group_cells, paired_difference, render
+from dhns.config import apply_scorer_settings, from_mapping, Params
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def exp_rev(name: str, sampler: str, seed: int, test_mrr: float, error: bool = False) -> dict:
-    metrics = {"mrr": test_mrr, "hits_at_1": test_mrr / 2, "hits_at_3": test_mrr, "hits_at_10": 2 * test_mrr,
-               "mean_rank": 100.0}
-    data = {
-        "params": {"params.yaml": {"data": {"seed": seed, "data": {"dataset": "MKG-Y"}, "model": {"name": "transe"},
-                                             "train": {"sampler": sampler}}}},
-        "metrics": {"metrics/eval.json": {"data": {"test": {"both": {"realistic": metrics}},
-                                                   "valid": {"both": {"realistic": metrics}}}}},
+def ranking(mrr: float) -> dict:
+    policy = {"mrr": mrr, "hits_at_1": mrr / 2, "hits_at_3": mrr, "hits_at_10": min(1.0, 2 * mrr), "mean_rank": 10.0}
+    return {"both": {"realistic": policy, "optimistic": {**policy, "mrr": mrr + 0.01}, "pessimistic": policy}}
+
+
+def raw_params(dataset: str = "MKG-Y", scorer: str = "transe", seed: int = 0, **train) -> dict:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"]["dataset"], raw["model"]["name"], raw["seed"] = dataset, scorer, seed
+    raw["train"].update(train)
+    return raw
+
+
+def metrics(test_mrr: float, valid_mrr: float) -> dict:
+    return {
+        "metrics/eval.json": {"test": ranking(test_mrr), "valid": ranking(valid_mrr)},
+        "metrics/train.json": {"best_epoch": 2, "epochs_run": 4, "seconds": 30.0, "precision": "fp32", "hardware": "cpu x"},
+        "metrics/pretrain.json": {"best_epoch": 35, "epochs_run": 45, "seconds": 150.0,
+                                  "valid": {"both": {"realistic": {"mrr": 0.33}}}},
+        "metrics/diffusion.json": {"seconds": 80.0},
     }
-    return {"rev": name * 8, "name": name, "data": None if error else data, "error": {"msg": "x"} if error else None}
 
 
-def test_table_pools_seeds_per_sampler_and_skips_workspace_and_failed_runs():
+def cell(arm: str, seed: int, test_mrr: float, valid_mrr: float, scorer: str = "transe", dataset: str = "MKG-Y") -> dict:
+    train = {"sampler": ARMS[arm]["train.sampler"], "hard_loss": ARMS[arm]["train.hard_loss"]}
+    return cell_record(raw_params(dataset, scorer, seed, **train), metrics(test_mrr, valid_mrr), f"cmp-{arm}-{seed}")
+
+
+def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
+    for name, overrides in ARMS.items():
+        assert {key.split(".")[0] for key in overrides} == {"train"}
+        raw = raw_params(**{key.split(".")[1]: value for key, value in overrides.items()})
+        params = from_mapping(Params, apply_scorer_settings(raw))
+        assert arm_of(params.train.__dict__) == name
+    assert parse_arms("all") == list(ARMS)
+    assert parse_arms("dhns, uniform") == ["dhns", "uniform"]
+    with pytest.raises(ValueError, match="unknown arm"):
+        parse_arms("dhns hard")
+
+
+def test_the_per_view_arm_trains_at_its_own_preset_mu():
+    raw = raw_params(sampler="dhns", hard_loss="per_view")
+    raw["scorers"]["transe"]["train"]["per_view"] = {"hard_loss_weight": 0.02}
+    raw["scorers"]["transe"]["train"]["reference"] = {"hard_loss_weight": 3.0}
+    record = cell_record(raw, metrics(0.3, 0.3), "x")
+    assert (record["arm"], record["settings"]["train"]["hard_loss_weight"]) == ("dhns_per_view", 0.02)
+
+
+def test_paired_difference_and_wins_by_hand_with_the_baseline_chosen_on_validation():
+    cells = [
+        cell("dhns", 0, 0.40, 0.35), cell("dhns", 1, 0.38, 0.35), cell("dhns", 2, 0.41, 0.35),
+        cell("self_adversarial", 0, 0.39, 0.34), cell("self_adversarial", 1, 0.39, 0.34),
+        cell("self_adversarial", 2, 0.40, 0.34),
+        # best on test but worst on validation: must not be the baseline
+        cell("uniform", 0, 0.45, 0.20), cell("uniform", 1, 0.45, 0.20), cell("uniform", 2, 0.45, 0.20),
+    ]
+    arms = group_cells(cells)[("MKG-Y", "transe")]
+    assert best_baseline(arms) == "self_adversarial"
+    paired = paired_difference(arms["dhns"], arms["self_adversarial"])
+    differences = [0.40 - 0.39, 0.38 - 0.39, 0.41 - 0.40]  # +0.01, -0.01, +0.01
+    assert paired.seeds == (0, 1, 2) and paired.wins == 2
+    assert paired.differences == pytest.approx(differences)
+    mean = 0.01 / 3
+    std = math.sqrt(((0.01 - mean) ** 2 + (-0.01 - mean) ** 2 + (0.01 - mean) ** 2) / 2)  # 0.011547
+    table = render(cells, ["MKG-Y"], ["transe"], [0, 1, 2])
+    assert f"| dhns | self_adversarial | 0,1,2 | {mean:+.4f} | {std:.4f} | 2 of 3 |" in table
+    assert "| dhns_per_view | self_adversarial | - | missing |" in table
+    assert "| 0.3967 ± 0.0153 |" in table  # dhns test MRR: mean 0.39667, std of (0.40, 0.38, 0.41)
+
+
+def test_pairs_use_only_shared_seeds_and_missing_cells_are_marked():
+    cells = [cell("dhns", 0, 0.40, 0.3), cell("dhns", 1, 0.40, 0.3), cell("bernoulli", 1, 0.35, 0.3)]
+    table = render(cells, ["MKG-Y", "DB15K"], ["transe"], [0, 1, 2])
+    assert "| dhns | bernoulli | 1 | +0.0500 | - | 1 of 1 |" in table
+    assert "| dhns | 0,1 (2 of 3) |" in table and "| uniform | missing |" in table
+    assert "## DB15K, transe\n\nNot run yet." in table
+
+
+def test_published_numbers_sit_beside_ours_in_optimistic_ties():
+    table = render([cell("dhns", 0, 0.30, 0.3), cell("uniform", 0, 0.20, 0.2)], ["MKG-Y"], ["transe"], [0])
+    published = table[table.index("## MKG-Y: published numbers"):]
+    assert "| MoCi (published, MoCi README) | images + text | 0.389 |" in published
+    assert "| ours: transe + dhns (1 seeds) | text only | 0.310 |" in published  # optimistic = realistic + 0.01 here
+    assert "| ours: transe + uniform (1 seeds) | text only | 0.210 |" in published
+
+
+def exp_show(name: str, raw: dict, measured: dict | None, error: bool = False) -> dict:
+    data = None if measured is None else {"params": {"params.yaml": {"data": raw}},
+                                          "metrics": {k: {"data": v} for k, v in measured.items()}}
+    return {"rev": "f" * 40, "name": name, "data": data, "error": {"msg": "x"} if error else None}
+
+
+def test_harvest_takes_named_finished_experiments_and_never_replaces_a_cell_file(tmp_path):
+    raw = raw_params(sampler="bernoulli")
     payload = [
-        {"rev": "workspace", "data": exp_rev("w", "dhns", 9, 0.9)["data"], "experiments": None},
-        {"rev": "abc", "name": "main", "data": exp_rev("b", "dhns", 9, 0.9)["data"], "experiments": [
-            {"name": "e1", "revs": [exp_rev("e1", "dhns", 0, 0.30)]},
-            {"name": "e2", "revs": [exp_rev("e2", "dhns", 1, 0.34)]},
-            {"name": "e3", "revs": [exp_rev("e3", "uniform", 0, 0.20)]},
-            {"name": "e4", "revs": [exp_rev("e4", "uniform", 1, 0.0, error=True)]},
+        {"rev": "workspace", "data": {}, "experiments": None},
+        {"rev": "abc", "experiments": [
+            {"name": "cmp-a", "revs": [exp_show("cmp-a", raw, metrics(0.31, 0.3))]},
+            {"name": "someone-elses", "revs": [exp_show("someone-elses", raw_params(seed=5), metrics(0.5, 0.5))]},
+            {"name": "cmp-b", "revs": [exp_show("cmp-b", raw_params(seed=1), None, error=True)]},
         ]},
     ]
-    runs = list(experiment_runs(payload))
-    assert sorted(run["name"] for run in runs) == ["e1", "e2", "e3"]
-    table = comparison_table(runs).splitlines()
-    assert table[0].startswith("| dataset | model | sampler | seeds | test mrr")
-    dhns = next(line for line in table if "| dhns |" in line)
-    std = math.sqrt(((0.30 - 0.32) ** 2 + (0.34 - 0.32) ** 2) / 1)
-    assert f"0.3200 ± {std:.4f}" in dhns and "| 0,1 |" in dhns
-    uniform = next(line for line in table if "| uniform |" in line)
-    assert "| 0.2000 |" in uniform  # a single run has no spread to report
+    assert [r["experiment"] for r in experiment_records(payload)] == ["cmp-a"]
+    written = harvest(payload, tmp_path)
+    assert written == [CellKey("MKG-Y", "transe", 0, "bernoulli").path(tmp_path)]
+    record = json.loads(written[0].read_text())
+    assert record["test"]["both"]["realistic"]["mrr"] == 0.31 and record["ntat"]["epochs_run"] == 4
+    assert record["pretrain"] == {"best_epoch": 35, "epochs_run": 45, "seconds": 150.0, "valid_mrr": 0.33}
+    written[0].write_text(json.dumps({**record, "experiment": "kept"}))
+    assert harvest(payload, tmp_path) == []
+    assert read_cells(tmp_path)[0]["experiment"] == "kept"
+
+
+def fake_workspace(tmp_path: Path) -> Path:
+    tmp_path.mkdir()
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    return tmp_path
+
+
+def fake_dvc(workspace: Path, calls: list, fail_on: str | None = None):
+    """Stands in for `dvc exp run`: applies the -S settings to params.yaml and writes metrics, as DVC would."""
+    def run(command: list[str]) -> int:
+        calls.append(command)
+        if command[:3] != ["dvc", "exp", "run"]:
+            return 0
+        name = command[command.index("-n") + 1]
+        if name == fail_on:
+            return 1
+        raw = yaml.safe_load((workspace / "params.yaml").read_text())
+        for setting in [command[i + 1] for i, part in enumerate(command) if part == "-S"]:
+            key, value = setting.split("=", 1)
+            node = raw
+            *sections, leaf = key.split(".")
+            for section in sections:
+                node = node[section]
+            node[leaf] = yaml.safe_load(value)
+        (workspace / "params.yaml").write_text(yaml.safe_dump(raw))
+        for file, payload in metrics(0.3, 0.3).items():
+            (workspace / file).parent.mkdir(exist_ok=True)
+            (workspace / file).write_text(json.dumps(payload))
+        return 0
+    return run
+
+
+def test_runner_runs_only_missing_cells_seed_by_seed_and_restores_params(tmp_path):
+    workspace = fake_workspace(tmp_path / "ws")
+    results = tmp_path / "results"
+    original = (workspace / "params.yaml").read_text()
+    write_cell(cell("uniform", 0, 0.2, 0.2), results)  # finished earlier: never rerun
+    calls: list = []
+    keys = grid(["MKG-Y"], ["transe"], [0, 1], ["uniform", "dhns_per_view"])
+    run_cells(keys, results, workspace, run=fake_dvc(workspace, calls))
+    names = [c[c.index("-n") + 1] for c in calls]
+    assert names == ["cmp-mkg-y-transe-dhns_per_view-s0", "cmp-mkg-y-transe-uniform-s1",
+                     "cmp-mkg-y-transe-dhns_per_view-s1"]
+    assert (workspace / "params.yaml").read_text() == original
+    stored = {(c["arm"], c["seed"]) for c in read_cells(results)}
+    assert stored == {("uniform", 0), ("dhns_per_view", 0), ("uniform", 1), ("dhns_per_view", 1)}
+    assert "-S" in calls[0] and "train.hard_loss=per_view" in calls[0] and "seed=0" in calls[0]
+
+
+def test_runner_stops_at_a_failed_cell_and_keeps_the_ones_before(tmp_path):
+    workspace = fake_workspace(tmp_path / "ws")
+    results = tmp_path / "results"
+    original = (workspace / "params.yaml").read_text()
+    keys = grid(["MKG-Y"], ["transe"], [0], ["uniform", "bernoulli", "dhns"])
+    with pytest.raises(SystemExit, match="failed for cmp-mkg-y-transe-bernoulli-s0"):
+        run_cells(keys, results, workspace, run=fake_dvc(workspace, [], fail_on="cmp-mkg-y-transe-bernoulli-s0"))
+    assert [c["arm"] for c in read_cells(results)] == ["uniform"]
+    assert (workspace / "params.yaml").read_text() == original
+
+
+def test_runner_refuses_a_setting_that_moves_the_cell_off_the_grid(tmp_path):
+    workspace = fake_workspace(tmp_path / "ws")
+    with pytest.raises(SystemExit, match="overrode the grid"):
+        run_cells(grid(["MKG-Y"], ["transe"], [0], ["uniform"]), tmp_path / "r", workspace, extra=["seed=3"],
+                  run=fake_dvc(workspace, []))
+
+
+def test_experiment_command_names_the_cell_and_sets_every_key():
+    command = experiment_command(CellKey("DB15K", "rotate", 2, "dhns"), ["train.precision=fp32"])
+    assert command[:5] == ["dvc", "exp", "run", "-n", "cmp-db15k-rotate-dhns-s2"]
+    settings = [command[i + 1] for i, part in enumerate(command) if part == "-S"]
+    assert settings == ["data.dataset=DB15K", "model.name=rotate", "seed=2", "train.sampler=dhns",
+                        "train.hard_loss=reference", "train.precision=fp32"]
+
+
+def test_cli_renders_the_cell_files_without_a_dvc_repository(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_cell(cell("dhns", 0, 0.3, 0.3), tmp_path / "docs" / "results")
+    assert compare_main(["--seeds", "0"]) == 0
+    page = (tmp_path / "docs" / "results" / "README.md").read_text()
+    assert "## MKG-Y, transe" in page and "## MKG-W, rotate\n\nNot run yet." in page
+    assert page in capsys.readouterr().out

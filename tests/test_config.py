@@ -31,7 +31,7 @@ def test_repository_params_load_and_match_defaults_where_documented():
         ({"features": {"image_backend": "resnet"}}, "features.image_backend: 'resnet' is not one of clip, vit"),
         ({"model": "transe"}, "params model: expected a mapping"),
         ({"model": {"name": "foo"}}, "model.name: 'foo' is not one of transe, distmult, rotate"),
-        ({"train": {"sampler": "bar"}}, "train.sampler: 'bar' is not one of uniform, bernoulli, self_adversarial, dhns"),
+        ({"train": {"sampler": "bar"}}, "train.sampler: 'bar' is not one of uniform, bernoulli, self_adversarial, bernoulli_self_adversarial, dhns"),
         ({"train": {"kgc_lr": -0.1}}, r"train.kgc_lr: -0.1 must be > 0"),
         ({"diffusion": {"generator_lr": -1}}, r"diffusion.generator_lr: -1.0 must be > 0"),
         ({"pretrain": {"kgc_lr": float("nan")}}, "pretrain.kgc_lr: expected a finite number, got nan"),
@@ -127,11 +127,32 @@ def test_a_key_in_the_stage_section_overrides_the_preset(tmp_path):
     assert params.pretrain.regularization == 0.05  # the rest of the preset still applies
 
 
+FORM_PRESETS = {"transe": {"train": {"kgc_lr": 0.002, "reference": {"hard_loss_weight": 1.0},
+                                     "per_view": {"hard_loss_weight": 0.01, "num_epochs": 7}}}}
+
+
+@pytest.mark.parametrize("train, expected", [
+    ({}, ("reference", 1.0, 5)),  # the default form gets its own mu; num_epochs is TrainConfig's default
+    ({"hard_loss": "per_view"}, ("per_view", 0.01, 7)),  # switching the form alone switches its settings
+    ({"hard_loss": "per_view", "hard_loss_weight": 0.3}, ("per_view", 0.3, 7)),  # the section still wins
+    ({"hard_loss_weight": 0.5}, ("reference", 0.5, 5)),
+])
+def test_each_hard_loss_form_has_its_own_preset_mu(tmp_path, train, expected):
+    raw = {"model": {"name": "transe"}, "train": train, "scorers": FORM_PRESETS}
+    config = load_params(write_params(tmp_path, raw)).train
+    assert (config.hard_loss, config.hard_loss_weight, config.num_epochs) == expected
+    assert config.kgc_lr == 0.002  # the form-free part of the preset applies to both forms
+
+
 @pytest.mark.parametrize("scorers, message", [
     ({"distmult": {"pretrain": {"kgc_rate": 0.1}}}, r"scorers.distmult.pretrain: unknown key\(s\) \['kgc_rate'\]"),
     ({"rotate": {"pretrain": {"kgc_lr": 0}}}, "scorers.rotate.pretrain.kgc_lr: 0.0 must be > 0"),
     ({"complex": {}}, "scorers.<name>: 'complex' is not one of transe, distmult, rotate"),
     ({"transe": {"evaluate": {}}}, "scorers.transe: expected sections among"),
+    ({"transe": {"train": {"per_view": {"hard_loss_weight": -1.0}}}},
+     "scorers.transe.train.per_view.hard_loss_weight: -1.0 must be >= 0"),
+    ({"transe": {"train": {"reference": {"hard_loss": "per_view"}}}}, "scorers.transe.train.reference: expected"),
+    ({"transe": {"train": {"per_view": {"mu": 1}}}}, r"scorers.transe.train.per_view: unknown key\(s\) \['mu'\]"),
 ])
 def test_every_scorer_preset_is_validated_even_when_not_selected(tmp_path, scorers, message):
     with pytest.raises(ValueError, match=message):

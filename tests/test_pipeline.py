@@ -119,11 +119,32 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert lock["pretrain"]["params"]["params.yaml"][f"scorers.{other}.pretrain"] == preset["pretrain"]
     assert lock["train"]["params"]["params.yaml"][f"scorers.{other}.train"] == preset["train"]
     assert not any(key.startswith("scorers.") and other not in key for key in lock["pretrain"]["params"]["params.yaml"])
-    table = run([sys.executable, "-m", "dhns.compare"], project).stdout
-    assert f"| TINY | {other} | dhns | 0 |" in table
     diff = run(["dvc", "metrics", "diff", "--json"], project)
     changed = json.loads(diff.stdout)
     assert any(key.startswith("test.both.realistic.") for key in changed.get("metrics/eval.json", {}))
+
+
+def test_compare_run_shares_pretraining_between_arms_and_skips_finished_cells(project: Path) -> None:
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline"], project)
+    grid = ["--datasets", "TINY", "--scorers", "transe", "--arms", "self_adversarial,dhns", "--seeds", "0"]
+    first = run([sys.executable, "-m", "dhns.compare", "run", *grid], project)
+    output = first.stdout + first.stderr
+    assert output.count("Running stage 'pretrain'") == 1  # the second arm reuses the seed's pretrained model
+    assert output.count("Running stage 'train'") == 2
+    cells = sorted((project / "docs" / "results" / "cells" / "TINY" / "transe").glob("*/seed0.json"))
+    assert [path.parent.name for path in cells] == ["dhns", "self_adversarial"]
+    dhns, base = (json.loads(path.read_text()) for path in cells)
+    assert dhns["settings"]["pretrain"] == base["settings"]["pretrain"]
+    assert (dhns["settings"]["train"]["sampler"], base["settings"]["train"]["sampler"]) == ("dhns", "self_adversarial")
+    assert dhns["ntat"]["hardware"] and dhns["test"]["both"]["optimistic"]["mrr"] > 0
+    names = run(["dvc", "exp", "list", "--name-only"], project).stdout.split()
+    assert sorted(names) == ["cmp-tiny-transe-dhns-s0", "cmp-tiny-transe-self_adversarial-s0"]
+    assert "params.yaml" not in run(["git", "status", "--porcelain"], project).stdout  # put back after each cell
+    again = run([sys.executable, "-m", "dhns.compare", "run", *grid], project)
+    assert "0 of 2 cells to run" in again.stderr and "Running stage" not in again.stdout
+    page = (project / "docs" / "results" / "README.md").read_text()
+    assert "| dhns | self_adversarial | 0 |" in page and "## TINY, transe" in page
 
 
 def read_curve(path: Path) -> list[tuple[int, float]]:

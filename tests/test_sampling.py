@@ -49,7 +49,7 @@ def test_uniform_sides_are_balanced():
 
 
 def test_unknown_sampler_lists_valid_names():
-    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial, dhns"):
+    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial, bernoulli_self_adversarial, dhns"):
         make_sampler("hard", torch.tensor([[0, 0, 1]]), 2, 1, 1)
 
 
@@ -68,3 +68,29 @@ def test_key_set_membership_agrees_with_a_python_set(count):
 
 def test_prime_at_least():
     assert [prime_at_least(n) for n in (0, 2, 8, 1021, 1022)] == [2, 2, 11, 1021, 1031]
+
+
+@pytest.mark.parametrize("name, sides, weighted", [
+    ("uniform", UniformSampler, False), ("bernoulli", BernoulliSampler, False),
+    ("self_adversarial", UniformSampler, True), ("bernoulli_self_adversarial", BernoulliSampler, True),
+])
+def test_each_classic_sampler_is_a_choice_of_sides_and_of_negative_weights(monkeypatch, name, sides, weighted):
+    """bernoulli_self_adversarial draws Bernoulli's sides and weighs them like self_adversarial (temperature)."""
+    from dhns import training
+    from dhns.config import PretrainConfig
+    from dhns.models.kgc import KGCModel
+    from dhns.config import ModelConfig
+
+    seen = {}
+
+    def capture(model, optimizer, sampler, sample_rng, temperature, *rest):
+        seen.update(sampler=type(sampler), temperature=temperature)
+        raise StopIteration
+
+    monkeypatch.setattr(training, "_make_step", capture)
+    triples = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3]])
+    config = PretrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    sampler = make_sampler(name, triples, 4, 2, 2)
+    with pytest.raises(StopIteration):
+        training.train_kgc(KGCModel(ModelConfig(embedding_dim=4), 4, 2), triples, triples, None, sampler, config)
+    assert seen == {"sampler": sides, "temperature": 0.7 if weighted else None}

@@ -18,7 +18,7 @@ import yaml
 T = TypeVar("T")
 
 MODEL_NAMES = ("transe", "distmult", "rotate")
-SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial")
+SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
 TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
@@ -95,9 +95,9 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    sampler: str = "self_adversarial"  # uniform | bernoulli | self_adversarial
+    sampler: str = "self_adversarial"  # uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
     num_negatives: int = 64
-    adversarial_temperature: float = 1.0  # only for self_adversarial
+    adversarial_temperature: float = 1.0  # only for the self-adversarial samplers (and dhns's base loss)
     batch_size: int = 1024
     kgc_lr: float = 0.005
     regularization: float = 0.0  # weight of `regularizer` on the embeddings a batch touches
@@ -150,7 +150,7 @@ REFERENCE_HARDNESS_LEVELS = (  # the reference's steps [0, T/10, T/8, T/4, T/2] 
 class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
-    sampler: str = "dhns"  # uniform | bernoulli | self_adversarial | dhns (self-adversarial base + generated)
+    sampler: str = "dhns"  # a pretrain sampler, or dhns (self-adversarial base + generated negatives)
     num_epochs: int = 5
     eval_every: int = 1
     patience: int = 2
@@ -309,7 +309,10 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     Settings chosen on validation differ by scorer (a TransE learning rate is wrong for DistMult), so they
     live under `scorers.<name>.<section>` and `-S model.name=distmult` alone switches all of them. A key
     also set in the stage's own section wins (that is how `-S pretrain.kgc_lr=...` overrides one value for
-    whichever scorer runs). Every scorer's settings are validated, not only the selected one's.
+    whichever scorer runs). Each hard-loss form has its own mu, so `scorers.<name>.train.<form>` (form:
+    reference | per_view) holds settings that apply only while that form is selected: `-S
+    train.hard_loss=per_view` alone then trains at the per-view form's chosen mu. Every scorer's settings
+    are validated, not only the selected one's.
     """
     merged = dict(raw or {})
     scorers = merged.pop("scorers", None) or {}
@@ -321,18 +324,42 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(settings, Mapping) or not set(settings) <= set(SCORER_SECTIONS):
             raise ValueError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)}, got {settings!r}")
         for section, values in settings.items():
-            try:
-                from_mapping(SCORER_SECTIONS[section], values, f"scorers.{name}.{section}")
-            except ValueError as error:  # range checks name the plain section: say which preset it came from
-                raise ValueError(str(error).replace(f"params {section}.", f"params scorers.{name}.{section}.", 1)) from None
+            _validate_preset(name, section, values or {})
     model = merged.get("model") or {}
     name = model.get("name", ModelConfig.name) if isinstance(model, Mapping) else ModelConfig.name
     for section, values in (scorers.get(name) or {}).items():
         own = merged.get(section) or {}
         if not isinstance(own, Mapping):
             raise ValueError(f"params {section}: expected a mapping, got {own!r}")
-        merged[section] = {**(values or {}), **own}
+        plain, by_form = _split_form_presets(values or {})
+        if section == "train":
+            form = own.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss))
+            plain = {**plain, **by_form.get(form, {})}
+        merged[section] = {**plain, **own}
     return merged
+
+
+def _split_form_presets(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]]]:
+    """A train preset's plain keys, and its per-form blocks (`reference: {...}`, `per_view: {...}`)."""
+    plain = {key: value for key, value in values.items() if key not in HARD_LOSS_FORMS}
+    return plain, {key: value or {} for key, value in values.items() if key in HARD_LOSS_FORMS}
+
+
+def _validate_preset(name: str, section: str, values: Mapping[str, Any]) -> None:
+    if not isinstance(values, Mapping):
+        raise ValueError(f"params scorers.{name}.{section}: expected a mapping, got {values!r}")
+    plain, by_form = _split_form_presets(values) if section == "train" else (dict(values), {})
+    candidates = [(f"scorers.{name}.{section}", plain)]
+    for form, block in by_form.items():
+        if not isinstance(block, Mapping) or "hard_loss" in block:
+            raise ValueError(f"params scorers.{name}.train.{form}: expected a mapping of train settings for the "
+                             f"{form} form (without hard_loss), got {block!r}")
+        candidates.append((f"scorers.{name}.train.{form}", {**plain, **block, "hard_loss": form}))
+    for where, mapping in candidates:
+        try:
+            from_mapping(SCORER_SECTIONS[section], mapping, where)
+        except ValueError as error:  # range checks name the plain section: say which preset it came from
+            raise ValueError(str(error).replace(f"params {section}.", f"params {where}.", 1)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -13,6 +13,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +66,23 @@ def _glibc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a figure was measured on: seconds mean nothing without it."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "usable_cores": usable, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "gpu": None}
+    if torch.cuda.is_available():
+        info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                    gpu_memory_gib=torch.cuda.get_device_properties(0).total_memory / 2**30)
+    return info
+

@@ -29,7 +29,7 @@ from dhns.distributed import (
     shard,
 )
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
-from dhns.host import keep_freed_memory
+from dhns.host import hardware, keep_freed_memory
 from dhns.models.kgc import KGCModel
 from dhns.sampling import NegativeSampler
 
@@ -97,7 +97,7 @@ class ExtraObjective(Protocol):
     def identity(self) -> dict: ...  # what fixes the objective at the start (e.g. a frozen generator): keys the run
 
 
-ADVERSARIAL_SAMPLERS = ("self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
+ADVERSARIAL_SAMPLERS = ("self_adversarial", "bernoulli_self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
 
 
 @dataclass
@@ -409,7 +409,8 @@ def train_step(
     return loss.detach().float()
 
 
-def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = None) -> dict:
+def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = None,
+                     device: torch.device | None = None) -> dict:
     """What a KGC training stage reports in metrics/<stage>.json (its curves are logged per epoch)."""
     return {
         **(extra or {}),
@@ -418,4 +419,14 @@ def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = 
         "valid": {"both": {tie_policy: {"mrr": result.best_valid_metric}}},
         "seconds": round(result.seconds, 2),
         "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
+        **({"hardware": describe_hardware(device)} if device is not None else {}),
     }
+
+
+def describe_hardware(device: torch.device) -> str:
+    """One line for results tables, which compare seconds: the CPU or GPU, its cores and threads, bf16."""
+    info = hardware()
+    if device.type == "cuda" and info["gpu"]:
+        return f"{info['gpu']} (CUDA {info['cuda']}), host {info['cpu']}"
+    bf16 = "bf16 native" if has_native_bf16("cpu") else "bf16 emulated"
+    return f"{info['cpu']}, {info['usable_cores']} cores, {info['torch_threads']} torch threads, {bf16}"

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import torch
 
+from dhns.host import hardware  # noqa: F401  (re-exported: the bench reports it)
+
 Tensor = torch.Tensor
 # Dense peaks in TFLOP/s (bf16 tensor core, fp32 non-tensor) by device-name fragment; first match wins.
 KNOWN_CUDA_PEAKS = (
@@ -160,19 +162,3 @@ def device_peaks(device: torch.device) -> dict[str, Any]:
     return peaks
 
 
-def hardware() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "usable_cores": usable, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "gpu": None}
-    if torch.cuda.is_available():
-        info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
-                    gpu_memory_gib=torch.cuda.get_device_properties(0).total_memory / 2**30)
-    return info

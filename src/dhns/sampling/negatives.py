@@ -3,7 +3,8 @@
 A sampler decides for each positive (h, r, t) which side to corrupt and draws k replacement entities.
 Replacements that would form a known training triple (false negatives) are redrawn a few times and any
 that remain are masked out, so the loss never pushes a true triple down. "self_adversarial" corrupts
-uniformly; its difference is in how the loss weights negatives (see `dhns.training`).
+uniformly and "bernoulli_self_adversarial" with Bernoulli's per-relation sides; they differ from
+"uniform" and "bernoulli" only in how the loss weights negatives (see `dhns.training`).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ SAMPLERS: dict[str, type[NegativeSampler]] = {
     "uniform": UniformSampler,
     "bernoulli": BernoulliSampler,
     "self_adversarial": UniformSampler,
+    "bernoulli_self_adversarial": BernoulliSampler,  # Bernoulli's sides with self-adversarial weights
     "dhns": UniformSampler,  # DHNS's base negatives; its generated negatives come from dhns.ntat
 }
 

@@ -1,0 +1,40 @@
+"""The arms of the paired comparison: which negatives the train stage uses, with everything else equal.
+
+Every arm of one (dataset, scorer, seed) starts from the same pretrained model (and, for DHNS, the same
+generator trained on it): only `train.sampler` and, for DHNS, the form of its hard loss differ. Each DHNS
+form trains at its own mu, chosen on validation (`scorers.<name>.train.<form>` in params.yaml).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+ARMS: dict[str, dict[str, str]] = {
+    "uniform": {"train.sampler": "uniform", "train.hard_loss": "reference"},
+    "bernoulli": {"train.sampler": "bernoulli", "train.hard_loss": "reference"},
+    "self_adversarial": {"train.sampler": "self_adversarial", "train.hard_loss": "reference"},
+    "bernoulli_self_adversarial": {"train.sampler": "bernoulli_self_adversarial", "train.hard_loss": "reference"},
+    "dhns": {"train.sampler": "dhns", "train.hard_loss": "reference"},
+    "dhns_per_view": {"train.sampler": "dhns", "train.hard_loss": "per_view"},
+}
+BASELINES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
+DHNS_ARMS = ("dhns", "dhns_per_view")
+
+
+def arm_of(train: Mapping[str, object]) -> str:
+    """The arm a resolved train section belongs to (the inverse of ARMS)."""
+    sampler = str(train["sampler"])
+    if sampler != "dhns":
+        return sampler
+    return "dhns" if train.get("hard_loss", "reference") == "reference" else "dhns_per_view"
+
+
+def parse_arms(text: str) -> list[str]:
+    """`all`, or names separated by spaces or commas; unknown names are an error that lists the known ones."""
+    names = [name for name in text.replace(",", " ").split() if name]
+    if names == ["all"]:
+        return list(ARMS)
+    unknown = [name for name in names if name not in ARMS]
+    if unknown or not names:
+        raise ValueError(f"unknown arm(s) {unknown or names}; known: all, {', '.join(ARMS)}")
+    return names

@@ -1,0 +1,119 @@
+"""One finished cell of the comparison (dataset, scorer, arm, seed) as one JSON file under docs/results/cells.
+
+DVC experiments live in one clone's git refs; the files are what a later session, or a reader of the
+repository, gets. A cell is written once, from the experiment's params and metrics, and never rerun:
+`make compare-run` skips every cell whose file exists, so a grid that spans sessions only adds cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from dhns.compare.arms import arm_of
+from dhns.config import Params, apply_scorer_settings, from_mapping
+from dhns.io import read_json, write_json
+
+RESULTS_DIR = Path("docs/results")
+EXPERIMENT_PREFIX = "cmp-"
+METRIC_FILES = ("metrics/eval.json", "metrics/train.json", "metrics/pretrain.json", "metrics/diffusion.json")
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    dataset: str
+    scorer: str
+    seed: int
+    arm: str
+
+    def path(self, root: Path) -> Path:
+        return root / "cells" / self.dataset / self.scorer / self.arm / f"seed{self.seed}.json"
+
+    def experiment_name(self) -> str:
+        """A name git accepts as a ref and a reader recognises in `dvc exp show`."""
+        raw = f"{EXPERIMENT_PREFIX}{self.dataset}-{self.scorer}-{self.arm}-s{self.seed}".lower()
+        return re.sub(r"[^a-z0-9_-]+", "-", raw)
+
+
+def cell_record(raw_params: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]], experiment: str) -> dict:
+    """What a cell file holds: its key, the resolved settings, every tie policy's metrics, epochs and seconds."""
+    params = from_mapping(Params, apply_scorer_settings(raw_params))
+    train = dataclasses.asdict(params.train)
+    evaluation, ntat = metrics["metrics/eval.json"], metrics["metrics/train.json"]
+    pretrain, diffusion = metrics.get("metrics/pretrain.json", {}), metrics.get("metrics/diffusion.json", {})
+    return {
+        "dataset": params.data.dataset,
+        "scorer": params.model.name,
+        "arm": arm_of(train),
+        "seed": params.seed,
+        "experiment": experiment,
+        "settings": {"model": dataclasses.asdict(params.model), "train": train,
+                     "pretrain": dataclasses.asdict(params.pretrain)},
+        "test": _ranking(evaluation["test"]),
+        "valid": _ranking(evaluation["valid"]),
+        "ntat": {key: ntat.get(key) for key in ("best_epoch", "epochs_run", "seconds", "precision", "hardware")},
+        "pretrain": {"best_epoch": pretrain.get("best_epoch"), "epochs_run": pretrain.get("epochs_run"),
+                     "seconds": pretrain.get("seconds"),
+                     "valid_mrr": (pretrain.get("valid") or {}).get("both", {}).get(params.evaluate.tie_policy, {}).get("mrr")},
+        "diffusion": {"seconds": diffusion.get("seconds")},
+    }
+
+
+def _ranking(split: Mapping[str, Any]) -> dict:
+    """Both directions under every tie policy, plus the per-category and self-loop breakdowns if present."""
+    kept = {"both": split["both"]}
+    for key in ("by_category", "without_self_loops", "num_triples", "num_self_loops"):
+        if key in split:
+            kept[key] = split[key]
+    return kept
+
+
+def key_of(record: Mapping[str, Any]) -> CellKey:
+    return CellKey(record["dataset"], record["scorer"], int(record["seed"]), record["arm"])
+
+
+def write_cell(record: Mapping[str, Any], root: Path = RESULTS_DIR) -> Path:
+    path = key_of(record).path(root)
+    write_json(path, record)
+    return path
+
+
+def read_cells(root: Path = RESULTS_DIR) -> list[dict]:
+    return [read_json(path) for path in sorted((root / "cells").glob("*/*/*/seed*.json"))]
+
+
+def workspace_record(workspace: Path, experiment: str) -> dict:
+    """The cell the workspace holds right after `dvc exp run`: its params.yaml and metrics files."""
+    import yaml
+
+    raw = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
+    metrics = {name: read_json(workspace / name) for name in METRIC_FILES if (workspace / name).exists()}
+    return cell_record(raw, metrics, experiment)
+
+
+def experiment_records(payload: list[dict]) -> Iterator[dict]:
+    """Cells from `dvc exp show --json`: finished experiments that `compare run` named (prefix `cmp-`)."""
+    for commit in payload:
+        for experiment in commit.get("experiments") or []:
+            for run in experiment.get("revs", []):
+                name = run.get("name") or experiment.get("name") or ""
+                data = run.get("data")
+                if run.get("error") or not data or not name.startswith(EXPERIMENT_PREFIX):
+                    continue
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data")
+                metrics = {file: value.get("data", {}) for file, value in (data.get("metrics") or {}).items()}
+                if params and "metrics/eval.json" in metrics and "metrics/train.json" in metrics:
+                    yield cell_record(params, metrics, name)
+
+
+def harvest(payload: list[dict], root: Path = RESULTS_DIR) -> list[Path]:
+    """Write the cells of finished experiments that have no file yet; existing files are never replaced."""
+    written = []
+    for record in experiment_records(payload):
+        path = key_of(record).path(root)
+        if not path.exists():
+            written.append(write_cell(record, root))
+    return written
