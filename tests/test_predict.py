@@ -314,3 +314,26 @@ def test_unavailable_or_unknown_device_exits_2(project, capsys) -> None:
     if not torch.cuda.is_available():
         assert main([*query, "--device", "cuda"]) == 2
         assert "asks for CUDA but none is available" in capsys.readouterr().err
+
+
+def test_evaluate_command_ranks_any_saved_model_with_the_filtered_protocol(project, capsys, tmp_path) -> None:
+    """`python -m dhns evaluate`: the test triple (Paris, locatedIn, Europe) ranked by hand from the scores."""
+    root, model = project
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--split", "test", "--json", str(out), *paths(root)]) == 0
+    printed = capsys.readouterr().out
+    assert "test (realistic ties): mrr" in printed and "test (optimistic ties): mrr" in printed
+    with torch.no_grad():
+        tails = model.score_tails(torch.tensor([ID["Paris"]]), torch.tensor([LOCATED_IN]))[0].tolist()
+        heads = model.score_heads(torch.tensor([LOCATED_IN]), torch.tensor([ID["Europe"]]))[0].tolist()
+
+    def realistic_rank(scores: list[float], true: int, filtered: set[int]) -> float:
+        others = [s for i, s in enumerate(scores) if i != true and i not in filtered]
+        better, tied = sum(s > scores[true] for s in others), sum(s == scores[true] for s in others)
+        return 1 + better + tied / 2  # the mean of the optimistic and the pessimistic rank
+
+    tail_rank = realistic_rank(tails, ID["Europe"], {ID["France"]})  # (Paris, locatedIn, France) is in train
+    head_rank = realistic_rank(heads, ID["Paris"], {ID["France"]})  # (France, locatedIn, Europe) is in train
+    result = json.loads(out.read_text())
+    assert result["model"] == str(root / "models" / "train") and "valid" not in result
+    assert result["test"]["both"]["realistic"]["mrr"] == pytest.approx((1 / tail_rank + 1 / head_rank) / 2)

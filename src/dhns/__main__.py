@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Query the outputs of the dhns pipeline.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_predict(commands)
+    _add_evaluate(commands)
     return parser
 
 
@@ -88,6 +89,54 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(predict.answer_to_json(answer), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(predict.format_answer(answer))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="filtered link prediction of any saved model (e.g. models/pretrain: the pretrain-only baseline)",
+        description=(
+            "The evaluate stage's computation for a model folder of your choice: filtered ranks of the "
+            "split's triples in both directions under every tie policy. The evaluate stage itself scores "
+            "models/train; this answers 'how good was the model before NTAT?' with models/pretrain."
+        ),
+    )
+    parser.add_argument("--model", type=Path, default=predict.TRAINED_MODEL_DIR, metavar="DIR",
+                        help=f"model folder (default {predict.TRAINED_MODEL_DIR})")
+    parser.add_argument("--split", choices=("valid", "test"), action="append",
+                        help="split to rank; repeat for both (default: valid and test)")
+    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR, metavar="DIR")
+    parser.add_argument("--features", type=Path, default=FEATURES_DIR, metavar="DIR")
+    parser.add_argument("--device", default="cpu", help="torch device, or 'auto' (default cpu)")
+    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write every metric as JSON to FILE")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from dhns.evaluation import build_filter_index, evaluate_link_prediction
+    from dhns.io import write_json
+
+    model, graph = predict.load_for_prediction(args.model, args.prepared, args.features, args.device)
+    index = build_filter_index(graph.all_triples().to(model.device), graph.num_entities)
+    results = {}
+    with torch.inference_mode():
+        for split in args.split or ("valid", "test"):
+            results[split] = evaluate_link_prediction(model, getattr(graph, split).to(model.device), index,
+                                                      batch_size=args.batch_size)
+            for policy in ("realistic", "optimistic"):
+                m = results[split]["both"][policy]
+                print(f"{args.model} {split} ({policy} ties): mrr {m['mrr']:.4f} hits@1 {m['hits_at_1']:.4f} "
+                      f"hits@3 {m['hits_at_3']:.4f} hits@10 {m['hits_at_10']:.4f} mean rank {m['mean_rank']:.1f}")
+    if args.json:
+        write_json(args.json, {"model": str(args.model), **results})
     return 0
 
 
