@@ -210,3 +210,10 @@ def test_cli_renders_the_cell_files_without_a_dvc_repository(tmp_path, monkeypat
     page = (tmp_path / "docs" / "results" / "README.md").read_text()
     assert "## MKG-Y, transe" in page and "## MKG-W, rotate\n\nNot run yet." in page
     assert page in capsys.readouterr().out
+
+
+def test_dhns_is_also_paired_with_its_own_base_loss_when_another_sampler_is_best():
+    cells = [cell("dhns", 0, 0.40, 0.3), cell("bernoulli", 0, 0.38, 0.35), cell("self_adversarial", 0, 0.37, 0.31)]
+    table = render(cells, ["MKG-Y"], ["transe"], [0])
+    assert "| dhns | bernoulli | 0 | +0.0200 | - | 1 of 1 |" in table
+    assert "| dhns | self_adversarial | 0 | +0.0300 | - | 1 of 1 |" in table
