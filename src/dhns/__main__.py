@@ -59,13 +59,7 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     side.add_argument("--tail", metavar="NAME", help="the known tail: predicts heads of (?, relation, NAME)")
     parser.add_argument("--relation", required=True, metavar="NAME", help="relation name (or its text)")
     parser.add_argument("--top-k", type=_positive_int, default=10, metavar="K", help="answers to show (default 10)")
-    parser.add_argument("--model", type=Path, default=predict.TRAINED_MODEL_DIR, metavar="DIR",
-                        help=f"trained model folder (default {predict.TRAINED_MODEL_DIR})")
-    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR, metavar="DIR",
-                        help=f"prepared graph folder (default {PREPARED_DIR})")
-    parser.add_argument("--features", type=Path, default=FEATURES_DIR, metavar="DIR",
-                        help=f"feature bundle folder, read only if the model fuses features (default {FEATURES_DIR})")
-    parser.add_argument("--device", default="cpu", help="torch device, or 'auto' for CUDA when present (default cpu)")
+    _add_model_options(parser)
     parser.add_argument("--no-filter", dest="filter_known", action="store_false",
                         help="keep known answers in the ranking (marked known:<split>)")
     own = parser.add_mutually_exclusive_group()
@@ -106,13 +100,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
             "models/train; this answers 'how good was the model before NTAT?' with models/pretrain."
         ),
     )
-    parser.add_argument("--model", type=Path, default=predict.TRAINED_MODEL_DIR, metavar="DIR",
-                        help=f"model folder (default {predict.TRAINED_MODEL_DIR})")
+    _add_model_options(parser)
     parser.add_argument("--split", choices=("valid", "test"), action="append",
                         help="split to rank; repeat for both (default: valid and test)")
-    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR, metavar="DIR")
-    parser.add_argument("--features", type=Path, default=FEATURES_DIR, metavar="DIR")
-    parser.add_argument("--device", default="cpu", help="torch device, or 'auto' (default cpu)")
     parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every metric as JSON to FILE")
     parser.set_defaults(handler=_run_evaluate)
@@ -138,6 +128,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, {"model": str(args.model), **results})
     return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Where a command finds the model, the graph and the features, and where it runs: shared by every command."""
+    parser.add_argument("--model", type=Path, default=predict.TRAINED_MODEL_DIR, metavar="DIR",
+                        help=f"trained model folder (default {predict.TRAINED_MODEL_DIR})")
+    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR, metavar="DIR",
+                        help=f"prepared graph folder (default {PREPARED_DIR})")
+    parser.add_argument("--features", type=Path, default=FEATURES_DIR, metavar="DIR",
+                        help=f"feature bundle folder, read only if the model fuses features (default {FEATURES_DIR})")
+    parser.add_argument("--device", default="cpu", help="torch device, or 'auto' for CUDA when present (default cpu)")
 
 
 def _positive_int(text: str) -> int:

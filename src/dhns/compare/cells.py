@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import yaml
+
 from dhns.compare.arms import arm_of
 from dhns.config import Params, apply_scorer_settings, from_mapping
 from dhns.io import read_json, write_json
@@ -87,8 +89,6 @@ def read_cells(root: Path = RESULTS_DIR) -> list[dict]:
 
 def workspace_record(workspace: Path, experiment: str) -> dict:
     """The cell the workspace holds right after `dvc exp run`: its params.yaml and metrics files."""
-    import yaml
-
     raw = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
     metrics = {name: read_json(workspace / name) for name in METRIC_FILES if (workspace / name).exists()}
     return cell_record(raw, metrics, experiment)
