@@ -15,7 +15,7 @@ SCORERS ?= transe
 ARMS ?= all
 SEEDS ?= 0 1 2
 
-.PHONY: install repro test compare-run compare clean-venv push pull bench bench-peers plots
+.PHONY: install repro test exps compare-run compare clean-venv push pull bench bench-peers plots
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ repro: $(STAMP) .git
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# `dvc exp show` with the headline columns only: metrics/eval.json holds every direction, rank policy and
+# relation category, hundreds of columns, too wide for a terminal (`dvc exp show --json` has them all).
+EXP_COLUMNS := Experiment|Created|test\.both\.realistic\.(mrr|hits_at_1|hits_at_10)$$|metrics/eval\.json:valid\.both\.realistic\.mrr$$|^seed$$|^data\.dataset$$|^model\.name$$|^train\.(sampler|hard_loss)$$
+exps: $(STAMP) .git
+	$(BIN)/dvc exp show --no-pager --drop '.*' --keep '$(EXP_COLUMNS)'
 
 # DHNS against classic negatives, everything else equal: each missing (dataset, scorer, seed, arm) cell runs
 # as a DVC experiment and lands as a file in docs/results/cells; finished cells are never rerun.

@@ -217,3 +217,33 @@ def test_dhns_is_also_paired_with_its_own_base_loss_when_another_sampler_is_best
     table = render(cells, ["MKG-Y"], ["transe"], [0])
     assert "| dhns | bernoulli | 0 | +0.0200 | - | 1 of 1 |" in table
     assert "| dhns | self_adversarial | 0 | +0.0300 | - | 1 of 1 |" in table
+
+
+def with_breakdowns(record: dict, aamri: float, n_n_mrr: float, without_self_loops_mrr: float) -> dict:
+    """A cell as the evaluate stage writes it on DB15K: categories, the adjusted index and the self-loop split."""
+    test = record["test"]
+    test["both"]["realistic"]["adjusted_arithmetic_mean_rank_index"] = aamri
+    test["by_category"] = {name: {"both": {"realistic": {"mrr": mrr}}, "num_triples": count}
+                           for name, mrr, count in (("1-1", 0.5, 10), ("1-N", 0.2, 20), ("N-1", 0.3, 30),
+                                                    ("N-N", n_n_mrr, 40))}
+    test["num_self_loops"] = 7
+    test["without_self_loops"] = {"both": {"realistic": {"mrr": without_self_loops_mrr}}, "num_excluded": 7}
+    return record
+
+
+def test_breakdowns_show_each_arms_mean_per_category_adjusted_index_and_without_self_loops():
+    cells = [with_breakdowns(cell("dhns", 0, 0.30, 0.3, dataset="DB15K"), 0.80, 0.40, 0.29),
+             with_breakdowns(cell("dhns", 1, 0.32, 0.3, dataset="DB15K"), 0.90, 0.46, 0.31),
+             with_breakdowns(cell("uniform", 0, 0.20, 0.2, dataset="DB15K"), 0.70, 0.10, 0.19)]
+    table = render(cells, ["DB15K"], ["transe"], [0, 1])
+    assert ("| arm | AAMRI | MRR 1-1 (10) | MRR 1-N (20) | MRR N-1 (30) | MRR N-N (40) | "
+            "MRR without the 7 self-loops |") in table
+    # dhns: AAMRI (0.80 + 0.90) / 2, N-N (0.40 + 0.46) / 2, without self-loops (0.29 + 0.31) / 2
+    assert "| dhns | 0.8500 | 0.5000 | 0.2000 | 0.3000 | 0.4300 | 0.3000 |" in table
+    assert "| uniform | 0.7000 | 0.5000 | 0.2000 | 0.3000 | 0.1000 | 0.1900 |" in table
+    assert "| bernoulli | 0." not in table  # no cell: no row
+
+
+def test_cells_without_breakdowns_render_without_that_table():
+    table = render([cell("dhns", 0, 0.30, 0.3)], ["MKG-Y"], ["transe"], [0])
+    assert "Test breakdowns" not in table and "| dhns | 0 | 0.3000 |" in table
