@@ -247,3 +247,19 @@ def test_breakdowns_show_each_arms_mean_per_category_adjusted_index_and_without_
 def test_cells_without_breakdowns_render_without_that_table():
     table = render([cell("dhns", 0, 0.30, 0.3)], ["MKG-Y"], ["transe"], [0])
     assert "Test breakdowns" not in table and "| dhns | 0 | 0.3000 |" in table
+
+
+def test_summary_pairs_each_dhns_form_with_the_best_classic_sampler_per_dataset_and_scorer():
+    cells = [cell("dhns", 0, 0.40, 0.35), cell("dhns", 1, 0.38, 0.35),
+             cell("bernoulli", 0, 0.39, 0.34), cell("bernoulli", 1, 0.36, 0.34),
+             cell("self_adversarial", 0, 0.30, 0.30), cell("self_adversarial", 1, 0.30, 0.30),
+             cell("dhns_per_view", 1, 0.37, 0.3),
+             cell("uniform", 0, 0.50, 0.10, scorer="rotate")]  # a classic arm only: nothing to pair yet
+    table = render(cells, ["MKG-Y"], ["transe", "rotate", "distmult"], [0, 1])
+    summary = table[table.index("## Summary"):table.index("## MKG-Y, transe")]
+    # dhns - bernoulli: +0.01, +0.02 -> mean +0.015, std sqrt(2 * 0.005^2) = 0.00707; dhns_per_view: seed 1 only
+    # dhns - self_adversarial: +0.10, +0.08 -> +0.09 ± 0.01414; dhns_per_view - self_adversarial: +0.07
+    assert ("| MKG-Y | transe | 0,1 | bernoulli | +0.0150 ± 0.0071 (2/2) | +0.0100 (1/1) | "
+            "+0.0900 ± 0.0141 (2/2) | +0.0700 (1/1) |") in summary
+    assert "| MKG-Y | rotate | 0 | uniform | - | - | - | - |" in summary
+    assert "distmult" not in summary  # no cell at all

@@ -131,6 +131,36 @@ def paired_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     return lines
 
 
+def paired_summary(arms: Mapping[str, Mapping[int, Mapping]], arm: str, other: str | None) -> str:
+    """`+0.0026 ± 0.0013 (3/3)`: mean paired test MRR difference, its std and the wins; `-` without shared seeds."""
+    if other is None or not arms.get(arm) or not arms.get(other):
+        return "-"
+    paired = paired_difference(arms[arm], arms[other])
+    if not paired.seeds:
+        return "-"
+    mean, std = mean_std(paired.differences)
+    spread = "" if std is None else f" ± {std:.4f}"
+    return f"{mean:+.4f}{spread} ({paired.wins}/{len(paired.seeds)})"
+
+
+def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]],
+                  listed: Sequence[tuple[str, str]]) -> list[str]:
+    """One line per (dataset, scorer) that has cells: each DHNS form paired against the best classic sampler and its own base."""
+    header = ["dataset", "scorer", "seeds", "best classic (on valid)"]
+    header += [f"{arm} - {other}" for other in ("best", OWN_BASE) for arm in DHNS_ARMS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for dataset, scorer in listed:
+        arms = groups.get((dataset, scorer))
+        if not arms:
+            continue
+        base = best_baseline(arms)
+        seeds = sorted({seed for runs in arms.values() for seed in runs})
+        row = [dataset, scorer, ",".join(map(str, seeds)), base or "none yet"]
+        row += [paired_summary(arms, arm, other) for other in (base, OWN_BASE) for arm in DHNS_ARMS]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     """Per arm: the adjusted index, MRR per relation category and, where the test split has self-loops, MRR without them.
 
@@ -202,6 +232,11 @@ def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[
            "pretrained model; only the train stage's negatives differ.", ""]
     listed = [(d, s) for d in datasets for s in scorers]
     listed += sorted(key for key in groups if key not in listed)
+    summary = summary_table(groups, listed)
+    if summary:
+        out += ["## Summary: does DHNS help?", "",
+                "Paired test MRR difference over the seeds both arms have: mean ± std (seeds DHNS wins / "
+                "seeds). `best`: the classic sampler with the best mean validation MRR.", "", *summary, ""]
     for dataset, scorer in listed:
         out += [f"## {dataset}, {scorer}", ""]
         arms = groups.get((dataset, scorer))
