@@ -4,7 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
-from dhns.config import load_params
+from dhns.config import DHNS_SAMPLERS, load_params
 from dhns.diffusion.generator import load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import load_model
@@ -23,7 +23,7 @@ def main() -> int:
     model = load_model(Path("models/pretrain"), features, device)
     sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
     extra = None
-    if config.sampler == "dhns":
+    if config.sampler in DHNS_SAMPLERS:
         extra = HardNegativeObjective(load_generator(Path("models/diffusion"), device), config.hardness_levels,
                                       config.hard_loss_weight, config.joint_generator, config.generator_lr,
                                       config.diffusion_loss, hard_loss=config.hard_loss,

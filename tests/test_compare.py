@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dhns.compare.__main__ import main as compare_main
-from dhns.compare.arms import ARMS, arm_of, parse_arms
+from dhns.compare.arms import ARMS, GRID_ARMS, arm_of, parse_arms
 from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
 from dhns.compare.runner import experiment_command, grid, run_cells
 from dhns.compare.tables import best_baseline, group_cells, paired_difference, render
@@ -50,7 +50,7 @@ def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
         raw = raw_params(**{key.split(".")[1]: value for key, value in overrides.items()})
         params = from_mapping(Params, apply_scorer_settings(raw))
         assert arm_of(params.train.__dict__) == name
-    assert parse_arms("all") == list(ARMS)
+    assert parse_arms("all") == list(GRID_ARMS) and len(GRID_ARMS) == 6
     assert parse_arms("dhns, uniform") == ["dhns", "uniform"]
     with pytest.raises(ValueError, match="unknown arm"):
         parse_arms("dhns hard")
@@ -263,3 +263,19 @@ def test_summary_pairs_each_dhns_form_with_the_best_classic_sampler_per_dataset_
             "+0.0900 ± 0.0141 (2/2) | +0.0700 (1/1) |") in summary
     assert "| MKG-Y | rotate | 0 | uniform | - | - | - | - |" in summary
     assert "distmult" not in summary  # no cell at all
+
+
+def test_bernoulli_sided_dhns_is_listed_only_with_cells_and_paired_with_its_own_bernoulli_base():
+    cells = [cell("bernoulli_self_adversarial", 0, 0.30, 0.34), cell("self_adversarial", 0, 0.27, 0.30),
+             cell("dhns", 0, 0.28, 0.31), cell("bernoulli_dhns", 0, 0.32, 0.33)]
+    assert cell("bernoulli_dhns_per_view", 0, 0.3, 0.3)["arm"] == "bernoulli_dhns_per_view"
+    table = render(cells, ["DB15K"], ["transe"], [0])
+    assert "| bernoulli_dhns | 0 | 0.3200 |" in table and "bernoulli_dhns_per_view" not in table
+    # the best classic (on validation) is its own base here, so one row: 0.32 - 0.30
+    assert "| bernoulli_dhns | bernoulli_self_adversarial | 0 | +0.0200 | - | 1 of 1 |" in table
+    assert "| dhns | self_adversarial | 0 | +0.0100 | - | 1 of 1 |" in table  # dhns: 0.28 - 0.27
+    header = table[table.index("| dataset | scorer |"):].splitlines()[0]
+    assert "bernoulli_dhns - best" in header and "bernoulli_dhns - bernoulli_self_adversarial" in header
+    assert "+0.0200 (1/1)" in table[table.index("## Summary"):table.index("## DB15K, transe")]
+    without = render(cells[:3], ["DB15K"], ["transe"], [0])
+    assert "bernoulli_dhns" not in without

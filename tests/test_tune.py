@@ -72,10 +72,15 @@ def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
     save_generator(build_generator(model, 3, 1e-4, 0.02), tmp_path / "models" / "diffusion")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "train.jsonl"
+    built = []  # every cell with a DHNS sampler, Bernoulli-sided too, trains with the generator's negatives
+    real_objective = tune.HardNegativeObjective
+    monkeypatch.setattr(tune, "HardNegativeObjective", lambda *a, **k: built.append(k["hard_loss"]) or real_objective(*a, **k))
     tune.main(["--stage", "train", "--scorer", "transe", "--set", "train.hard_loss=reference,per_view",
-               "--out", str(out)])
+               "--set", "train.sampler=dhns,bernoulli_dhns", "--out", str(out)])
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["train"]["hard_loss"] for r in records] == ["reference", "per_view"]
+    assert [(r["train"]["hard_loss"], r["train"]["sampler"]) for r in records] == [
+        ("reference", "dhns"), ("reference", "bernoulli_dhns"), ("per_view", "dhns"), ("per_view", "bernoulli_dhns")]
+    assert built == ["reference", "reference", "per_view", "per_view"]
     assert all(r["epochs_run"] == 2 and len(r["curve"]) == 2 for r in records)
     with pytest.raises(SystemExit, match="holds a transe model, not distmult"):
         tune.main(["--stage", "train", "--scorer", "distmult", "--out", str(out)])

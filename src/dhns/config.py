@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 MODEL_NAMES = ("transe", "distmult", "rotate")
 SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
-TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + ("dhns",)
+DHNS_SAMPLERS = ("dhns", "bernoulli_dhns")  # generated negatives on top of uniform (the reference) or Bernoulli sides
+TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + DHNS_SAMPLERS
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training)
@@ -150,7 +151,7 @@ REFERENCE_HARDNESS_LEVELS = (  # the reference's steps [0, T/10, T/8, T/4, T/2] 
 class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
-    sampler: str = "dhns"  # a pretrain sampler, or dhns (self-adversarial base + generated negatives)
+    sampler: str = "dhns"  # a pretrain sampler, or dhns / bernoulli_dhns (self-adversarial base + generated negatives)
     num_epochs: int = 5
     eval_every: int = 1
     patience: int = 2
@@ -170,8 +171,8 @@ class TrainConfig(PretrainConfig):
         _check_choice("train", "hard_loss", self.hard_loss, HARD_LOSS_FORMS)
         _check_positive("train", "generator_lr", self.generator_lr)
         _check_choice("train", "diffusion_loss", self.diffusion_loss, DIFFUSION_LOSSES)
-        if self.sampler == "dhns" and not self.hardness_levels:
-            raise ValueError("params train.hardness_levels: the dhns sampler needs at least one level")
+        if self.sampler in DHNS_SAMPLERS and not self.hardness_levels:
+            raise ValueError(f"params train.hardness_levels: the {self.sampler} sampler needs at least one level")
 
 
 @dataclasses.dataclass(frozen=True)

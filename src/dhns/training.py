@@ -97,7 +97,7 @@ class ExtraObjective(Protocol):
     def identity(self) -> dict: ...  # what fixes the objective at the start (e.g. a frozen generator): keys the run
 
 
-ADVERSARIAL_SAMPLERS = ("self_adversarial", "bernoulli_self_adversarial", "dhns")  # dhns keeps the reference's self-adversarial base loss
+ADVERSARIAL_SAMPLERS = ("self_adversarial", "bernoulli_self_adversarial", "dhns", "bernoulli_dhns")  # dhns keeps the reference's self-adversarial base loss
 
 
 @dataclass

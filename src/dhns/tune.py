@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 import torch
 import yaml
 
-from dhns.config import Params, apply_scorer_settings, from_mapping
+from dhns.config import DHNS_SAMPLERS, Params, apply_scorer_settings, from_mapping
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
@@ -90,7 +90,7 @@ def starting_point(stage: str, params: Params, graph, features, device: torch.de
         raise SystemExit(f"tune: models/pretrain holds a {model.config.name} model, not {params.model.name}; "
                          f"run `dvc exp run -S model.name={params.model.name} diffusion` first")
     config = params.train
-    if config.sampler != "dhns":
+    if config.sampler not in DHNS_SAMPLERS:
         return model, None
     generator = load_generator(Path("models/diffusion"), device)
     return model, HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,

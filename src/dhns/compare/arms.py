@@ -16,24 +16,33 @@ ARMS: dict[str, dict[str, str]] = {
     "bernoulli_self_adversarial": {"train.sampler": "bernoulli_self_adversarial", "train.hard_loss": "reference"},
     "dhns": {"train.sampler": "dhns", "train.hard_loss": "reference"},
     "dhns_per_view": {"train.sampler": "dhns", "train.hard_loss": "per_view"},
+    # DHNS on Bernoulli sides: does it add to the best classic base, not only to its own uniform one?
+    "bernoulli_dhns": {"train.sampler": "bernoulli_dhns", "train.hard_loss": "reference"},
+    "bernoulli_dhns_per_view": {"train.sampler": "bernoulli_dhns", "train.hard_loss": "per_view"},
 }
 BASELINES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
-DHNS_ARMS = ("dhns", "dhns_per_view")
+DHNS_ARMS = ("dhns", "dhns_per_view", "bernoulli_dhns", "bernoulli_dhns_per_view")
+GRID_ARMS = BASELINES + ("dhns", "dhns_per_view")  # `all`: the issue's grid; the Bernoulli-sided DHNS arms on request
+OPTIONAL_ARMS = tuple(arm for arm in ARMS if arm not in GRID_ARMS)  # listed in the tables only once they have cells
+OWN_BASE = {  # the classic sampler whose negatives and weights a DHNS arm adds its generated negatives to
+    "dhns": "self_adversarial", "dhns_per_view": "self_adversarial",
+    "bernoulli_dhns": "bernoulli_self_adversarial", "bernoulli_dhns_per_view": "bernoulli_self_adversarial",
+}
 
 
 def arm_of(train: Mapping[str, object]) -> str:
     """The arm a resolved train section belongs to (the inverse of ARMS)."""
     sampler = str(train["sampler"])
-    if sampler != "dhns":
+    if not sampler.endswith("dhns"):
         return sampler
-    return "dhns" if train.get("hard_loss", "reference") == "reference" else "dhns_per_view"
+    return sampler if train.get("hard_loss", "reference") == "reference" else f"{sampler}_per_view"
 
 
 def parse_arms(text: str) -> list[str]:
-    """`all`, or names separated by spaces or commas; unknown names are an error that lists the known ones."""
+    """`all` (the grid's six arms), or names separated by spaces or commas; unknown names are an error listing the known ones."""
     names = [name for name in text.replace(",", " ").split() if name]
     if names == ["all"]:
-        return list(ARMS)
+        return list(GRID_ARMS)
     unknown = [name for name in names if name not in ARMS]
     if unknown or not names:
         raise ValueError(f"unknown arm(s) {unknown or names}; known: all, {', '.join(ARMS)}")

@@ -13,9 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-from dhns.compare.arms import ARMS, BASELINES, DHNS_ARMS
+from dhns.compare.arms import ARMS, BASELINES, DHNS_ARMS, GRID_ARMS, OWN_BASE
 
-OWN_BASE = "self_adversarial"  # the base loss of the dhns sampler
 HEADLINE = "realistic"  # the pipeline's tie policy for model selection and the tables
 CATEGORIES = ("1-1", "1-N", "N-1", "N-N")  # relation categories of the evaluate stage (1.5 threshold, from train)
 PUBLISHED_POLICY = "optimistic"  # what published MMKGC tables use (OpenKE's ranking)
@@ -56,6 +55,11 @@ def group_cells(cells: Iterable[Mapping]) -> dict[tuple[str, str], dict[str, dic
     return groups
 
 
+def shown(names: Sequence[str], arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+    """The grid's arms always (missing ones marked), the optional ones only where they have cells."""
+    return [name for name in names if name in GRID_ARMS or arms.get(name)]
+
+
 def best_baseline(arms: Mapping[str, Mapping[int, Mapping]]) -> str | None:
     """The classic sampler with the highest mean validation MRR (ties: the first in BASELINES)."""
     scored = [(sum(metric(c, "valid", "mrr") for c in arms[name].values()) / len(arms[name]), -i, name)
@@ -84,7 +88,7 @@ def paired_difference(treated: Mapping[int, Mapping], baseline: Mapping[int, Map
 def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int]) -> list[str]:
     header = ["arm", "seeds", "test MRR", "hits@1", "hits@10", "valid MRR", "NTAT epochs (best)", "NTAT s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for arm in ARMS:
+    for arm in shown(list(ARMS), arms):
         runs = arms.get(arm, {})
         if not runs:
             lines.append(f"| {arm} | missing | " + " | ".join(["-"] * (len(header) - 2)) + " |")
@@ -107,17 +111,16 @@ def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequenc
 
 
 def paired_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
-    """DHNS minus the best classic sampler; and minus self_adversarial, its own base loss, when that differs."""
+    """Each DHNS arm minus the best classic sampler; and minus its own base (the sampler it adds to) when that differs."""
     base = best_baseline(arms)
     if base is None:
         return ["No classic sampler has finished yet: no paired difference."]
-    against = [base] + [OWN_BASE] * (base != OWN_BASE and bool(arms.get(OWN_BASE)))
-    lines = [f"Best classic sampler on validation: **{base}**. Paired test MRR difference, seed by seed"
-             + (f" (and against {OWN_BASE}, the base loss DHNS adds its hard loss to)" if len(against) > 1 else "")
-             + ":", "", "| arm | minus | seeds | mean difference | std | dhns wins |", "|---|---|---|---|---|---|"]
-    for arm in DHNS_ARMS:
-        for other in against:
-            if not arms.get(arm):
+    lines = [f"Best classic sampler on validation: **{base}**. Paired test MRR difference, seed by seed, against it "
+             "and against each DHNS arm's own base (the classic sampler whose loss it adds its hard loss to):", "",
+             "| arm | minus | seeds | mean difference | std | dhns wins |", "|---|---|---|---|---|---|"]
+    for arm in shown(DHNS_ARMS, arms):
+        for other in dict.fromkeys([base, OWN_BASE[arm]]):
+            if not arms.get(arm) or not arms.get(other):
                 lines.append(f"| {arm} | {other} | - | missing | - | - |")
                 continue
             paired = paired_difference(arms[arm], arms[other])
@@ -145,9 +148,10 @@ def paired_summary(arms: Mapping[str, Mapping[int, Mapping]], arm: str, other: s
 
 def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]],
                   listed: Sequence[tuple[str, str]]) -> list[str]:
-    """One line per (dataset, scorer) that has cells: each DHNS form paired against the best classic sampler and its own base."""
+    """One line per (dataset, scorer) with cells: each DHNS arm paired with the best classic sampler and with its own base."""
+    present = [arm for arm in DHNS_ARMS if arm in GRID_ARMS or any(arms.get(arm) for arms in groups.values())]
     header = ["dataset", "scorer", "seeds", "best classic (on valid)"]
-    header += [f"{arm} - {other}" for other in ("best", OWN_BASE) for arm in DHNS_ARMS]
+    header += [f"{arm} - best" for arm in present] + [f"{arm} - {OWN_BASE[arm]}" for arm in present]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset, scorer in listed:
         arms = groups.get((dataset, scorer))
@@ -156,7 +160,8 @@ def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Map
         base = best_baseline(arms)
         seeds = sorted({seed for runs in arms.values() for seed in runs})
         row = [dataset, scorer, ",".join(map(str, seeds)), base or "none yet"]
-        row += [paired_summary(arms, arm, other) for other in (base, OWN_BASE) for arm in DHNS_ARMS]
+        row += [paired_summary(arms, arm, base) for arm in present]
+        row += [paired_summary(arms, arm, OWN_BASE[arm]) for arm in present]
         lines.append("| " + " | ".join(row) + " |")
     return lines if len(lines) > 2 else []
 
@@ -181,7 +186,7 @@ def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     if not columns:
         return []
     lines = ["| arm | " + " | ".join(header for header, _ in columns) + " |", "|---|" + "---|" * len(columns)]
-    for arm in ARMS:
+    for arm in shown(list(ARMS), arms):
         cells = list(arms.get(arm, {}).values())
         if cells:
             means = [sum(float(value(c["test"])) for c in cells) / len(cells) for _, value in columns]

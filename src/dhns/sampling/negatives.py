@@ -166,6 +166,7 @@ SAMPLERS: dict[str, type[NegativeSampler]] = {
     "self_adversarial": UniformSampler,
     "bernoulli_self_adversarial": BernoulliSampler,  # Bernoulli's sides with self-adversarial weights
     "dhns": UniformSampler,  # DHNS's base negatives; its generated negatives come from dhns.ntat
+    "bernoulli_dhns": BernoulliSampler,  # the same with Bernoulli's sides, the stronger classic base on N-1 data
 }
 
 
