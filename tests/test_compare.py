@@ -98,8 +98,8 @@ def test_published_numbers_sit_beside_ours_in_optimistic_ties():
     table = render([cell("dhns", 0, 0.30, 0.3), cell("uniform", 0, 0.20, 0.2)], ["MKG-Y"], ["transe"], [0])
     published = table[table.index("## MKG-Y: published numbers"):]
     assert "| MoCi (published, MoCi README) | images + text | 0.389 |" in published
-    assert "| ours: transe + dhns (1 seeds) | text only | 0.310 |" in published  # optimistic = realistic + 0.01 here
-    assert "| ours: transe + uniform (1 seeds) | text only | 0.210 |" in published
+    assert "| ours: transe + dhns (1 seed) | text only | 0.310 |" in published  # optimistic = realistic + 0.01 here
+    assert "| ours: transe + uniform (1 seed) | text only | 0.210 |" in published
 
 
 def exp_show(name: str, raw: dict, measured: dict | None, error: bool = False) -> dict:

@@ -220,7 +220,7 @@ def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, M
         base = best_baseline(arms)
         for arm in ([base] if base else []) + [a for a in DHNS_ARMS if arms.get(a)]:
             values = [metric(c, "test", "mrr", PUBLISHED_POLICY) for c in arms[arm].values()]
-            rows.append(f"| ours: {scorer} + {arm} ({len(values)} seeds) | text only | {format_mean_std(values, 3)} |")
+            rows.append(f"| ours: {scorer} + {arm} ({len(values)} seed{'' if len(values) == 1 else 's'}) | text only | {format_mean_std(values, 3)} |")
     if not rows:
         return []
     return [f"Filtered test MRR, **optimistic** ties (the policy of published tables):", "",
