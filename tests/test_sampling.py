@@ -76,31 +76,25 @@ def test_prime_at_least():
 ])
 def test_each_classic_sampler_is_a_choice_of_sides_and_of_negative_weights(monkeypatch, name, sides, weighted):
     """bernoulli_self_adversarial draws Bernoulli's sides and weighs them like self_adversarial (temperature)."""
-    from dhns import training
     from dhns.config import PretrainConfig
-    from dhns.models.kgc import KGCModel
-    from dhns.config import ModelConfig
 
-    seen = {}
-
-    def capture(model, optimizer, sampler, sample_rng, temperature, *rest):
-        seen.update(sampler=type(sampler), temperature=temperature)
-        raise StopIteration
-
-    monkeypatch.setattr(training, "_make_step", capture)
-    triples = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3]])
     config = PretrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
-    sampler = make_sampler(name, triples, 4, 2, 2)
-    with pytest.raises(StopIteration):
-        training.train_kgc(KGCModel(ModelConfig(embedding_dim=4), 4, 2), triples, triples, None, sampler, config)
-    assert seen == {"sampler": sides, "temperature": 0.7 if weighted else None}
+    assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7 if weighted else None}
 
 
 @pytest.mark.parametrize("name, sides", [("dhns", UniformSampler), ("bernoulli_dhns", BernoulliSampler)])
 def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(monkeypatch, name, sides):
     """dhns keeps the reference's uniform sides; bernoulli_dhns puts the same generated negatives on Bernoulli's."""
+    from dhns.config import TrainConfig
+
+    config = TrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7}
+
+
+def first_step_of(monkeypatch, config) -> dict:
+    """The sampler class and temperature train_kgc hands its first step, for `config.sampler` on a tiny graph."""
     from dhns import training
-    from dhns.config import ModelConfig, TrainConfig
+    from dhns.config import ModelConfig
     from dhns.models.kgc import KGCModel
 
     seen = {}
@@ -111,8 +105,7 @@ def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(
 
     monkeypatch.setattr(training, "_make_step", capture)
     triples = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3]])
-    config = TrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     with pytest.raises(StopIteration):
         training.train_kgc(KGCModel(ModelConfig(embedding_dim=4), 4, 2), triples, triples, None,
-                           make_sampler(name, triples, 4, 2, 2), config)
-    assert seen == {"sampler": sides, "temperature": 0.7}
+                           make_sampler(config.sampler, triples, 4, 2, 2), config)
+    return seen
