@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dhns.compare.__main__ import main as compare_main
+from dhns.compare.__main__ import DEFAULT_DATASETS, DEFAULT_SCORERS, DEFAULT_SEEDS, main as compare_main
 from dhns.compare.arms import ARMS, GRID_ARMS, arm_of, parse_arms
 from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
 from dhns.compare.runner import experiment_command, grid, run_cells
-from dhns.compare.tables import best_baseline, group_cells, paired_difference, render
+from dhns.compare.readme import replace_block
+from dhns.compare.tables import best_baseline, group_cells, paired_difference, readme_blocks, render
 from dhns.config import apply_scorer_settings, from_mapping, Params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,3 +280,47 @@ def test_bernoulli_sided_dhns_is_listed_only_with_cells_and_paired_with_its_own_
     assert "+0.0200 (1/1)" in table[table.index("## Summary"):table.index("## DB15K, transe")]
     without = render(cells[:3], ["DB15K"], ["transe"], [0])
     assert "bernoulli_dhns" not in without
+
+
+def test_readme_blocks_are_replaced_between_their_markers_and_nowhere_else():
+    text = "intro\n<!-- summary:start -->\nold row\n<!-- summary:end -->\nhand-written text\n"
+    assert replace_block(text, "summary", ["| a |", "| b |"]) == (
+        "intro\n<!-- summary:start -->\n| a |\n| b |\n<!-- summary:end -->\nhand-written text\n")
+    with pytest.raises(ValueError, match="no <!-- published:start --> marker"):
+        replace_block(text, "published", [])
+    with pytest.raises(ValueError, match="has no <!-- summary:end -->"):
+        replace_block("<!-- summary:start -->\nrow\n", "summary", [])
+
+
+def test_make_compare_rewrites_the_readme_tables_only_for_the_default_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readme = tmp_path / "README.md"
+    original = ("# Results\n<!-- summary:start -->\nstale\n<!-- summary:end -->\nkept\n"
+                "<!-- published:start -->\nstale\n<!-- published:end -->\n")
+    readme.write_text(original)
+    other = tmp_path / "fp32"
+    write_cell(cell("bernoulli", 0, 0.3600, 0.35), other)
+    write_cell(cell("dhns", 0, 0.3700, 0.34), other)
+    assert compare_main(["--results", str(other)]) == 0
+    assert readme.read_text() == original  # a side folder (e.g. the fp32 check) never touches the README
+    for record in (cell("bernoulli", 0, 0.3600, 0.35), cell("dhns", 0, 0.3700, 0.34)):
+        write_cell(record, tmp_path / "docs" / "results")
+    assert compare_main([]) == 0
+    text = readme.read_text()
+    # dhns - bernoulli on seed 0: 0.3700 - 0.3600; optimistic MRR is realistic + 0.01 in these cells.
+    assert "| MKG-Y | transe | 0 | bernoulli | +0.0100 (1/1) |" in text
+    assert "| MKG-Y | ours: transe + dhns (1 seed) | text only | 0.380 |" in text
+    assert "| MKG-Y | MoCi (published, MoCi README) | images + text | 0.389 |" in text
+    assert "\nkept\n" in text and "stale" not in text
+    readme.write_text("<!-- summary:start -->\nno end marker\n")
+    with pytest.raises(SystemExit, match="README.md: <!-- summary:start --> has no <!-- summary:end -->"):
+        compare_main([])
+
+
+def test_the_committed_results_are_what_make_compare_generates_from_the_committed_cells():
+    cells = read_cells(REPO / "docs" / "results")
+    datasets, scorers, seeds = DEFAULT_DATASETS.split(), DEFAULT_SCORERS.split(), [int(s) for s in DEFAULT_SEEDS.split()]
+    assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == render(cells, datasets, scorers, seeds)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name, lines in readme_blocks(cells, datasets, scorers).items():
+        assert replace_block(readme, name, lines) == readme, f"README's {name} table is stale: run `make compare`"

@@ -3,6 +3,8 @@
     python -m dhns.compare                        # harvest `dvc exp show`, write docs/results/README.md, print it
     python -m dhns.compare exps.json              # the same from a saved `dvc exp show --json`
     python -m dhns.compare run --datasets MKG-Y --scorers transe --arms all --seeds 0,1,2
+
+With the default results folder it also rewrites README.md's marked result tables (see dhns.compare.readme).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from dhns.compare.arms import parse_arms
 from dhns.compare.cells import RESULTS_DIR, harvest, read_cells
+from dhns.compare.readme import refresh_readme
 from dhns.compare.runner import grid, run_cells
-from dhns.compare.tables import render
+from dhns.compare.tables import readme_blocks, render
 
 DEFAULT_DATASETS = "MKG-Y MKG-W DB15K"
 DEFAULT_SCORERS = "transe rotate distmult"  # the issue's order: TransE everywhere first
@@ -38,10 +41,14 @@ def exp_show_payload(source: str | None) -> list[dict]:
     return json.loads(shown.stdout or "[]")
 
 
-def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: list[int]) -> str:
-    text = render(read_cells(root), datasets, scorers, seeds)
+def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: list[int],
+                 readme: Path | None = None) -> str:
+    cells = read_cells(root)
+    text = render(cells, datasets, scorers, seeds)
     (root / "README.md").parent.mkdir(parents=True, exist_ok=True)
     (root / "README.md").write_text(text, encoding="utf-8")
+    if readme is not None:
+        refresh_readme(readme, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS)))
     return text
 
 
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of cells/ and README.md")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a further setting for every cell (e.g. train.precision=fp32)")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="README whose marked tables to rewrite (default: README.md with the default "
+                             "--results, none with another)")
     args = parser.parse_args(argv)
     try:
         datasets, scorers, arms = words(args.datasets), words(args.scorers), parse_arms(args.arms)
@@ -66,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         run_cells(grid(datasets, scorers, seeds, arms), args.results, extra=args.set)
     else:
         harvest(exp_show_payload(None if args.command == "table" else args.command), args.results)
-    print(write_tables(args.results, datasets, scorers, seeds))
+    readme = args.readme or (Path("README.md") if args.results == RESULTS_DIR else None)
+    print(write_tables(args.results, datasets, scorers, seeds, readme))
     return 0
 
 

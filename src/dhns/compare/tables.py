@@ -210,8 +210,8 @@ def seconds_line(arms: Mapping[str, Mapping[int, Mapping]]) -> str:
     return "Shared per seed: " + "; ".join(parts) + f". Hardware: {'; '.join(hardware)}."
 
 
-def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]], dataset: str) -> list[str]:
-    """Published numbers beside ours, all with optimistic ties; theirs use images and text, ours text only."""
+def published_rows(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]], dataset: str) -> list[str]:
+    """Published numbers, then ours (the best classic sampler and each DHNS arm), all with optimistic ties."""
     rows = [f"| {method} (published, {source}) | images + text | {mrr:.3f} |" for method, mrr, source in
             PUBLISHED.get(dataset, ())]
     for (name, scorer), arms in sorted(groups.items()):
@@ -221,10 +221,32 @@ def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, M
         for arm in ([base] if base else []) + [a for a in DHNS_ARMS if arms.get(a)]:
             values = [metric(c, "test", "mrr", PUBLISHED_POLICY) for c in arms[arm].values()]
             rows.append(f"| ours: {scorer} + {arm} ({len(values)} seed{'' if len(values) == 1 else 's'}) | text only | {format_mean_std(values, 3)} |")
+    return rows
+
+
+def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]], dataset: str) -> list[str]:
+    """Published numbers beside ours, all with optimistic ties; theirs use images and text, ours text only."""
+    rows = published_rows(groups, dataset)
     if not rows:
         return []
     return [f"Filtered test MRR, **optimistic** ties (the policy of published tables):", "",
             "| model | features | MRR |", "|---|---|---|", *rows]
+
+
+def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str], scorers: Sequence[str]) -> list[tuple[str, str]]:
+    """The grid's (dataset, scorer) pairs in the order asked for, then any other pair that has cells."""
+    listed = [(d, s) for d in datasets for s in scorers]
+    return listed + sorted(key for key in groups if key not in listed)
+
+
+def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str]) -> dict[str, list[str]]:
+    """The project README's generated tables: the paired summary, and every dataset's published numbers in one table."""
+    groups = group_cells(cells)
+    listed = grid_order(groups, datasets, scorers)
+    rows = [f"| {dataset} " + row for dataset in dict.fromkeys(d for d, _ in listed)
+            for row in published_rows(groups, dataset)]
+    return {"summary": summary_table(groups, listed),
+            "published": ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]}
 
 
 def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str], seeds: Sequence[int]) -> str:
@@ -235,8 +257,7 @@ def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[
            "`make compare-run` adds missing cells). Filtered link prediction, both directions, realistic "
            "ties unless said otherwise; mean ± sample std over seeds. Every arm of a seed starts from the same "
            "pretrained model; only the train stage's negatives differ.", ""]
-    listed = [(d, s) for d in datasets for s in scorers]
-    listed += sorted(key for key in groups if key not in listed)
+    listed = grid_order(groups, datasets, scorers)
     summary = summary_table(groups, listed)
     if summary:
         out += ["## Summary: does DHNS help?", "",
