@@ -296,6 +296,7 @@ def test_make_compare_rewrites_the_readme_tables_only_for_the_default_results(tm
     monkeypatch.chdir(tmp_path)
     readme = tmp_path / "README.md"
     original = ("# Results\n<!-- summary:start -->\nstale\n<!-- summary:end -->\nkept\n"
+                "<!-- MKG-Y/transe:start -->\nstale\n<!-- MKG-Y/transe:end -->\nprose\n"
                 "<!-- published:start -->\nstale\n<!-- published:end -->\n")
     readme.write_text(original)
     other = tmp_path / "fp32"
@@ -311,7 +312,10 @@ def test_make_compare_rewrites_the_readme_tables_only_for_the_default_results(tm
     assert "| MKG-Y | transe | 0 | bernoulli | +0.0100 (1/1) |" in text
     assert "| MKG-Y | ours: transe + dhns (1 seed) | text only | 0.380 |" in text
     assert "| MKG-Y | MoCi (published, MoCi README) | images + text | 0.389 |" in text
-    assert "\nkept\n" in text and "stale" not in text
+    assert "\nkept\n" in text and "\nprose\n" in text and "stale" not in text
+    # The cell's own tables: one seed of the three default ones, and the paired row against the best classic.
+    assert "| bernoulli | 0 (1 of 3) | 0.3600 | 0.1800 | 0.7200 | 0.3500 | 4 (2) | 30 |" in text
+    assert "| dhns | bernoulli | 0 | +0.0100 | - | 1 of 1 |" in text
     readme.write_text("<!-- summary:start -->\nno end marker\n")
     with pytest.raises(SystemExit, match="README.md: <!-- summary:start --> has no <!-- summary:end -->"):
         compare_main([])
@@ -322,5 +326,6 @@ def test_the_committed_results_are_what_make_compare_generates_from_the_committe
     datasets, scorers, seeds = DEFAULT_DATASETS.split(), DEFAULT_SCORERS.split(), [int(s) for s in DEFAULT_SEEDS.split()]
     assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == render(cells, datasets, scorers, seeds)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    for name, lines in readme_blocks(cells, datasets, scorers).items():
+    for name, lines in readme_blocks(cells, datasets, scorers, seeds).items():
+        assert f"<!-- {name}:start -->" in readme, f"README has no place for the {name} table: add its markers"
         assert replace_block(readme, name, lines) == readme, f"README's {name} table is stale: run `make compare`"

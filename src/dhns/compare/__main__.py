@@ -48,7 +48,8 @@ def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: lis
     (root / "README.md").parent.mkdir(parents=True, exist_ok=True)
     (root / "README.md").write_text(text, encoding="utf-8")
     if readme is not None:
-        refresh_readme(readme, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS)))
+        refresh_readme(readme, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS),
+                                            [int(seed) for seed in words(DEFAULT_SEEDS)]))
     return text
 
 

@@ -1,8 +1,9 @@
 """Keep the project README's result tables equal to the cell files.
 
-The README quotes the comparison's summary and the published numbers beside ours. Typed by hand they drift
-from `docs/results/` as cells land; so `make compare` rewrites each one between its pair of markers,
-`<!-- name:start -->` and `<!-- name:end -->`, and leaves every other line of the README as it is.
+The README quotes the comparison's summary, each cell's arm and paired tables, and the published numbers
+beside ours. Typed by hand they drift from `docs/results/` as cells land; so `make compare` rewrites each
+one between its pair of markers, `<!-- name:start -->` and `<!-- name:end -->`, and leaves every other
+line of the README (the prose that reads the tables) as it is.
 """
 
 from __future__ import annotations
@@ -44,4 +45,8 @@ def refresh_readme(path: Path, blocks: Mapping[str, Sequence[str]]) -> list[str]
     if text != original:
         path.write_text(text, encoding="utf-8")
     logging.info("%s: %s", path, f"rewrote {', '.join(done)}" if done else "no result markers, left as it is")
+    unplaced = [name for name in blocks if name not in done]
+    if done and unplaced:  # a README that quotes results but has no place yet for these tables
+        logging.warning("%s has no markers for %s: add `%s` ... `%s` where each table belongs", path,
+                        ", ".join(unplaced), *markers(unplaced[0]))
     return done

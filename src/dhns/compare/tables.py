@@ -239,14 +239,29 @@ def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str]
     return listed + sorted(key for key in groups if key not in listed)
 
 
-def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str]) -> dict[str, list[str]]:
-    """The project README's generated tables: the paired summary, and every dataset's published numbers in one table."""
+def cell_block_name(dataset: str, scorer: str) -> str:
+    """The README marker name of one (dataset, scorer) cell's tables: `<!-- MKG-Y/transe:start -->`."""
+    return f"{dataset}/{scorer}"
+
+
+def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str],
+                  seeds: Sequence[int]) -> dict[str, list[str]]:
+    """The project README's generated tables: the paired summary, each (dataset, scorer) with cells (its arm
+    table and paired differences, under `cell_block_name`), and every dataset's published numbers in one table.
+
+    The prose around them is written by hand; the numbers in the tables never are.
+    """
     groups = group_cells(cells)
     listed = grid_order(groups, datasets, scorers)
     rows = [f"| {dataset} " + row for dataset in dict.fromkeys(d for d, _ in listed)
             for row in published_rows(groups, dataset)]
-    return {"summary": summary_table(groups, listed),
-            "published": ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]}
+    blocks = {"summary": summary_table(groups, listed)}
+    for dataset, scorer in listed:
+        arms = groups.get((dataset, scorer))
+        if arms:
+            blocks[cell_block_name(dataset, scorer)] = arm_table(arms, seeds) + [""] + paired_lines(arms)
+    blocks["published"] = ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]
+    return blocks
 
 
 def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str], seeds: Sequence[int]) -> str:
