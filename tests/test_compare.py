@@ -11,7 +11,7 @@ from dhns.compare.__main__ import DEFAULT_DATASETS, DEFAULT_SCORERS, DEFAULT_SEE
 from dhns.compare.arms import ARMS, GRID_ARMS, arm_of, parse_arms
 from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
 from dhns.compare.runner import experiment_command, grid, run_cells
-from dhns.compare.readme import replace_block
+from dhns.compare.readme import markers, replace_block
 from dhns.compare.tables import best_baseline, group_cells, paired_difference, readme_blocks, render
 from dhns.config import apply_scorer_settings, from_mapping, Params
 
@@ -327,5 +327,5 @@ def test_the_committed_results_are_what_make_compare_generates_from_the_committe
     assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == render(cells, datasets, scorers, seeds)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for name, lines in readme_blocks(cells, datasets, scorers, seeds).items():
-        assert f"<!-- {name}:start -->" in readme, f"README has no place for the {name} table: add its markers"
+        assert markers(name)[0] in readme, f"README has no place for the {name} table: add its markers"
         assert replace_block(readme, name, lines) == readme, f"README's {name} table is stale: run `make compare`"

@@ -239,6 +239,11 @@ def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str]
     return listed + sorted(key for key in groups if key not in listed)
 
 
+def cell_tables(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int]) -> list[str]:
+    """One (dataset, scorer)'s arm table and its paired differences: the same lines on the results page and in the README."""
+    return arm_table(arms, expected_seeds) + [""] + paired_lines(arms)
+
+
 def cell_block_name(dataset: str, scorer: str) -> str:
     """The README marker name of one (dataset, scorer) cell's tables: `<!-- MKG-Y/transe:start -->`."""
     return f"{dataset}/{scorer}"
@@ -259,7 +264,7 @@ def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Se
     for dataset, scorer in listed:
         arms = groups.get((dataset, scorer))
         if arms:
-            blocks[cell_block_name(dataset, scorer)] = arm_table(arms, seeds) + [""] + paired_lines(arms)
+            blocks[cell_block_name(dataset, scorer)] = cell_tables(arms, seeds)
     blocks["published"] = ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]
     return blocks
 
@@ -284,7 +289,7 @@ def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[
         if not arms:
             out += ["Not run yet.", ""]
             continue
-        out += arm_table(arms, seeds) + [""] + paired_lines(arms) + [""]
+        out += cell_tables(arms, seeds) + [""]
         breakdown = breakdown_table(arms)
         if breakdown:
             out += ["Test breakdowns, means over seeds (test triples per relation category in brackets; AAMRI: "
