@@ -31,15 +31,15 @@ install: $(STAMP)
 
 repro: $(STAMP) .git
 	$(BIN)/dvc repro
-	@echo "Metrics: metrics/eval.json (filtered test and valid), metrics/train.json, metrics/diffusion.json, metrics/pretrain.json, metrics/data.json; curves: dvc plots show"
+	@echo "Metrics: metrics/eval.json (filtered test and valid; per direction and relation category: metrics/eval_breakdowns.json), metrics/train.json, metrics/diffusion.json, metrics/pretrain.json, metrics/data.json; curves: dvc plots show"
 	@$(BIN)/python -c "import json; m = json.load(open('metrics/eval.json'))['test']['both']['realistic']; \
 		print('test, filtered, both directions, realistic ranks:', ', '.join(f'{k} {v:.4f}' for k, v in m.items() if k != 'count'))"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# `dvc exp show` with the headline columns only: metrics/eval.json holds every direction, rank policy and
-# relation category, hundreds of columns, too wide for a terminal (`dvc exp show --json` has them all).
+# `dvc exp show` with the headline columns only: every param and every metrics file (even eval.json's headline
+# alone, 50 values) is too wide for a terminal (`dvc exp show --json` has them all).
 EXP_COLUMNS := Experiment|Created|test\.both\.realistic\.(mrr|hits_at_1|hits_at_10)$$|metrics/eval\.json:valid\.both\.realistic\.mrr$$|^seed$$|^data\.dataset$$|^model\.name$$|^train\.(sampler|hard_loss)$$
 exps: $(STAMP) .git
 	$(BIN)/dvc exp show --no-pager --drop '.*' --keep '$(EXP_COLUMNS)'

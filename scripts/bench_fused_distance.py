@@ -27,7 +27,8 @@ from dhns.config import ModelConfig
 from dhns.models.interactions import Interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.training import seed_everything, train_step
+from dhns.host import seed_everything
+from dhns.training import train_step
 
 FORMS = ("before", "after")
 

@@ -1,7 +1,6 @@
 """Stage diffusion: train the DiffHEG generator on the pretrained model and measure its hardness levels."""
 
 import logging
-import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from dhns.io import atomic_directory
 from dhns.live import StageCurves
 from dhns.models.kgc import load_model
 from dhns.pipeline import load_stage_inputs
+from dhns.stage import run_stage
 
 
 def main() -> None:
@@ -53,5 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    main()
+    run_stage(main)

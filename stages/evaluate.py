@@ -1,16 +1,20 @@
-"""Stage evaluate: filtered link prediction on valid and test with the NTAT stage's selected checkpoint."""
+"""Stage evaluate: filtered link prediction on valid and test with the NTAT stage's selected checkpoint.
+
+metrics/eval.json holds the headline (both directions, every tie policy, seconds) and
+metrics/eval_breakdowns.json the rest (per direction, per relation category, without self-loops).
+"""
 
 import logging
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from dhns.evaluation import build_filter_index, categorize_relations, evaluate_link_prediction
+from dhns.evaluation import build_filter_index, categorize_relations, evaluate_link_prediction, split_headline
 from dhns.io import write_json
 from dhns.models.kgc import load_model
 from dhns.pipeline import load_stage_inputs
+from dhns.stage import run_stage
 
 
 def main() -> None:
@@ -26,14 +30,14 @@ def main() -> None:
                                                   batch_size=params.evaluate.batch_size, show_progress=True,
                                                   relation_categories=categories)
         results[split]["seconds"] = round(time.perf_counter() - started, 3)
-        headline = results[split]["both"][params.evaluate.tie_policy]
-        logging.info("%s: mrr %.4f hits@1 %.4f hits@10 %.4f amri %.4f (%s ranks)", split, headline["mrr"],
-                     headline["hits_at_1"], headline["hits_at_10"],
-                     headline["adjusted_arithmetic_mean_rank_index"], params.evaluate.tie_policy)
-    write_json("metrics/eval.json", results)
+        shown = results[split]["both"][params.evaluate.tie_policy]
+        logging.info("%s: mrr %.4f hits@1 %.4f hits@10 %.4f amri %.4f (%s ranks)", split, shown["mrr"],
+                     shown["hits_at_1"], shown["hits_at_10"],
+                     shown["adjusted_arithmetic_mean_rank_index"], params.evaluate.tie_policy)
+    headline, breakdowns = split_headline(results)
+    write_json("metrics/eval.json", headline)
+    write_json("metrics/eval_breakdowns.json", breakdowns)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    with torch.inference_mode():
-        main()
+    run_stage(torch.inference_mode()(main))

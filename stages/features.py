@@ -1,7 +1,6 @@
 """Stage features: per-entity text and image vectors (extracted, or imported from feature files)."""
 
 import logging
-import sys
 from pathlib import Path
 
 from dhns.config import load_params
@@ -10,8 +9,9 @@ from dhns.features.bundle import write_feature_bundle
 from dhns.features.image import encode_images, find_entity_images
 from dhns.features.importing import find_import_files, load_feature_file
 from dhns.features.store import FeatureTable
-from dhns.features.text import encode_texts
-from dhns.training import resolve_device
+from dhns.features.text import encode_text_features
+from dhns.host import resolve_device
+from dhns.stage import run_stage
 
 log = logging.getLogger("features")
 
@@ -31,10 +31,9 @@ def main() -> None:
 
     if "text" not in tables:
         log.info("text: encoding %d entity texts with %s", graph.num_entities, config.text_encoder)
-        vectors = encode_texts(list(graph.entity_texts), config.text_encoder, batch_size=config.text_batch_size,
-                               max_length=config.text_max_length, device=device)
-        present = vectors.new_tensor([bool(text) for text in graph.entity_texts]).bool()
-        tables["text"] = FeatureTable(vectors * present.unsqueeze(1), present, f"transformers:{config.text_encoder}")
+        tables["text"] = encode_text_features(list(graph.entity_texts), config.text_encoder,
+                                              batch_size=config.text_batch_size, max_length=config.text_max_length,
+                                              device=device)
 
     if "image" not in tables:
         images_dir = Path("data/raw") / dataset / "images"
@@ -57,5 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    main()
+    run_stage(main)

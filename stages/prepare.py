@@ -1,7 +1,6 @@
 """Stage prepare: read and validate the raw benchmark, report split hygiene, write parquet tables."""
 
 import logging
-import sys
 from pathlib import Path
 
 from dhns.config import load_params
@@ -14,6 +13,7 @@ from dhns.data import (
     write_prepared,
 )
 from dhns.io import write_json
+from dhns.stage import run_stage
 
 
 def main() -> None:
@@ -51,5 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    main()
+    run_stage(main)

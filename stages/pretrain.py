@@ -1,13 +1,14 @@
 """Stage pretrain: fit the structural + multimodal KGC model with a classic negative sampler."""
 
 import logging
-import sys
 
 from dhns.config import load_params
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import KGCModel
-from dhns.pipeline import load_stage_inputs, run_kgc_stage
+from dhns.pipeline import load_stage_inputs
+from dhns.training import run_kgc_stage
 from dhns.sampling import make_sampler
+from dhns.stage import run_stage
 
 
 def main() -> int:
@@ -25,5 +26,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    sys.exit(main())
+    run_stage(main)

@@ -1,16 +1,16 @@
 """Stage train (NTAT): continue from the pretrained model with the chosen negatives (dhns: generated ones too)."""
 
 import logging
-import sys
 from pathlib import Path
 
 from dhns.config import DHNS_SAMPLERS, load_params
 from dhns.diffusion.generator import load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import load_model
-from dhns.ntat import HardNegativeObjective, first_batch_breakdown
-from dhns.pipeline import load_stage_inputs, run_kgc_stage
-from dhns.sampling import make_sampler
+from dhns.ntat import build_train_negatives, first_batch_breakdown
+from dhns.pipeline import load_stage_inputs
+from dhns.training import run_kgc_stage
+from dhns.stage import run_stage
 
 
 def main() -> int:
@@ -21,13 +21,8 @@ def main() -> int:
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
     model = load_model(Path("models/pretrain"), features, device)
-    sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
-    extra = None
-    if config.sampler in DHNS_SAMPLERS:
-        extra = HardNegativeObjective(load_generator(Path("models/diffusion"), device), config.hardness_levels,
-                                      config.hard_loss_weight, config.joint_generator, config.generator_lr,
-                                      config.diffusion_loss, hard_loss=config.hard_loss,
-                                      distmult_hard_margin=config.distmult_hard_margin)
+    generator = load_generator(Path("models/diffusion"), device) if config.sampler in DHNS_SAMPLERS else None
+    sampler, extra = build_train_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     breakdown = None
     if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training
         breakdown = first_batch_breakdown(model, sampler, extra, graph.train[: config.batch_size].to(device),
@@ -47,5 +42,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    sys.exit(main())
+    run_stage(main)

@@ -7,7 +7,10 @@ these are the checkpoints that one stage hands to the next.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -151,3 +154,28 @@ def test_corrupt_generator_weights_name_the_file(saved_generator: Path) -> None:
 def test_saved_model_and_generator_still_load(saved_model: Path, saved_generator: Path) -> None:
     assert load_model(saved_model, None).num_entities == 6
     assert load_generator(saved_generator).levels == ("structural",)
+
+
+# --------------------------------------------------------------------------------------------------
+# File modes
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run the test under a known umask, restoring the caller's afterwards."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def test_saved_model_and_generator_files_get_the_umask_mode(tmp_path: Path, umask: int) -> None:
+    # safetensors' save_file renames its own 0600 temporary file into place; the outputs must still be
+    # readable by whoever the user's umask allows, like every other output of the pipeline
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=4), 6, 2, None)
+    save_model(model, tmp_path / "model")
+    save_generator(build_generator(model, num_steps=4, beta_start=1e-4, beta_end=0.02), tmp_path / "generator")
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.glob("*/*")}
+    assert set(modes) == {"model.json", "model.safetensors", "generator.json", "generator.safetensors"}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)

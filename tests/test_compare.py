@@ -14,6 +14,7 @@ from dhns.compare.runner import experiment_command, grid, run_cells
 from dhns.compare.readme import markers, replace_block
 from dhns.compare.tables import best_baseline, group_cells, paired_difference, readme_blocks, render
 from dhns.config import apply_scorer_settings, from_mapping, Params
+from dhns.evaluation import split_headline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,11 @@ def ranking(mrr: float) -> dict:
     return {"both": {"realistic": policy, "optimistic": {**policy, "mrr": mrr + 0.01}, "pessimistic": policy}}
 
 
+def sides(mrr: float) -> dict:
+    """A split's per-direction breakdown and counts."""
+    return {"head": ranking(mrr)["both"], "tail": ranking(mrr)["both"], "num_triples": 100, "num_self_loops": 0}
+
+
 def raw_params(dataset: str = "MKG-Y", scorer: str = "transe", seed: int = 0, **train) -> dict:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"]["dataset"], raw["model"]["name"], raw["seed"] = dataset, scorer, seed
@@ -30,9 +36,16 @@ def raw_params(dataset: str = "MKG-Y", scorer: str = "transe", seed: int = 0, **
     return raw
 
 
-def metrics(test_mrr: float, valid_mrr: float) -> dict:
+def metrics(test_mrr: float, valid_mrr: float, test_aamri: float | None = None,
+            test_breakdowns: dict | None = None) -> dict:
+    """The stages' metrics files, the evaluate stage's report in two: the headline and the breakdowns."""
+    test, valid = ranking(test_mrr), ranking(valid_mrr)
+    if test_aamri is not None:
+        test["both"]["realistic"] = {**test["both"]["realistic"], "adjusted_arithmetic_mean_rank_index": test_aamri}
     return {
-        "metrics/eval.json": {"test": ranking(test_mrr), "valid": ranking(valid_mrr)},
+        "metrics/eval.json": {"test": {**test, "seconds": 2.0}, "valid": {**valid, "seconds": 2.0}},
+        "metrics/eval_breakdowns.json": {"test": {**sides(test_mrr), **(test_breakdowns or {})},
+                                         "valid": sides(valid_mrr)},
         "metrics/train.json": {"best_epoch": 2, "epochs_run": 4, "seconds": 30.0, "precision": "fp32", "hardware": "cpu x"},
         "metrics/pretrain.json": {"best_epoch": 35, "epochs_run": 45, "seconds": 150.0,
                                   "valid": {"both": {"realistic": {"mrr": 0.33}}}},
@@ -40,9 +53,32 @@ def metrics(test_mrr: float, valid_mrr: float) -> dict:
     }
 
 
-def cell(arm: str, seed: int, test_mrr: float, valid_mrr: float, scorer: str = "transe", dataset: str = "MKG-Y") -> dict:
+def cell(arm: str, seed: int, test_mrr: float, valid_mrr: float, scorer: str = "transe", dataset: str = "MKG-Y",
+         **evaluated) -> dict:
     train = {"sampler": ARMS[arm]["train.sampler"], "hard_loss": ARMS[arm]["train.hard_loss"]}
-    return cell_record(raw_params(dataset, scorer, seed, **train), metrics(test_mrr, valid_mrr), f"cmp-{arm}-{seed}")
+    return cell_record(raw_params(dataset, scorer, seed, **train), metrics(test_mrr, valid_mrr, **evaluated),
+                       f"cmp-{arm}-{seed}")
+
+
+def db15k_breakdowns(n_n_mrr: float, without_self_loops_mrr: float) -> dict:
+    """The test split's breakdowns as the evaluate stage writes them on DB15K: categories and the self-loop split."""
+    return {"by_category": {name: {"both": {"realistic": {"mrr": mrr}}, "num_triples": count}
+                            for name, mrr, count in (("1-1", 0.5, 10), ("1-N", 0.2, 20), ("N-1", 0.3, 30),
+                                                     ("N-N", n_n_mrr, 40))},
+            "num_self_loops": 7,
+            "without_self_loops": {"both": {"realistic": {"mrr": without_self_loops_mrr}}, "num_excluded": 7}}
+
+
+def test_a_cell_reads_the_same_from_the_headline_and_breakdowns_as_from_one_eval_json_before_the_split():
+    split = metrics(0.3, 0.3, test_aamri=0.8, test_breakdowns=db15k_breakdowns(0.4, 0.29))
+    headline, breakdowns = split["metrics/eval.json"], split["metrics/eval_breakdowns.json"]
+    single = {file: value for file, value in split.items() if file != "metrics/eval_breakdowns.json"}
+    single["metrics/eval.json"] = {name: {**headline[name], **breakdowns[name]} for name in headline}
+    assert split_headline(single["metrics/eval.json"]) == (headline, breakdowns)  # the files the stage writes
+    record = cell_record(raw_params(), split, "x")
+    assert json.dumps(record) == json.dumps(cell_record(raw_params(), single, "x"))  # same file, key order too
+    assert record["test"]["by_category"]["N-N"]["num_triples"] == 40 and record["test"]["num_self_loops"] == 7
+    assert "head" not in record["test"] and "seconds" not in record["test"]
 
 
 def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
@@ -124,6 +160,7 @@ def test_harvest_takes_named_finished_experiments_and_never_replaces_a_cell_file
     assert written == [CellKey("MKG-Y", "transe", 0, "bernoulli").path(tmp_path)]
     record = json.loads(written[0].read_text())
     assert record["test"]["both"]["realistic"]["mrr"] == 0.31 and record["ntat"]["epochs_run"] == 4
+    assert record["test"]["num_triples"] == 100  # from metrics/eval_breakdowns.json
     assert record["pretrain"] == {"best_epoch": 35, "epochs_run": 45, "seconds": 150.0, "valid_mrr": 0.33}
     written[0].write_text(json.dumps({**record, "experiment": "kept"}))
     assert harvest(payload, tmp_path) == []
@@ -175,6 +212,7 @@ def test_runner_runs_only_missing_cells_seed_by_seed_and_restores_params(tmp_pat
     assert (workspace / "params.yaml").read_text() == original
     stored = {(c["arm"], c["seed"]) for c in read_cells(results)}
     assert stored == {("uniform", 0), ("dhns_per_view", 0), ("uniform", 1), ("dhns_per_view", 1)}
+    assert {c["test"]["num_triples"] for c in read_cells(results)} == {100}  # the breakdowns file was read too
     assert "-S" in calls[0] and "train.hard_loss=per_view" in calls[0] and "seed=0" in calls[0]
 
 
@@ -220,22 +258,12 @@ def test_dhns_is_also_paired_with_its_own_base_loss_when_another_sampler_is_best
     assert "| dhns | self_adversarial | 0 | +0.0300 | - | 1 of 1 |" in table
 
 
-def with_breakdowns(record: dict, aamri: float, n_n_mrr: float, without_self_loops_mrr: float) -> dict:
-    """A cell as the evaluate stage writes it on DB15K: categories, the adjusted index and the self-loop split."""
-    test = record["test"]
-    test["both"]["realistic"]["adjusted_arithmetic_mean_rank_index"] = aamri
-    test["by_category"] = {name: {"both": {"realistic": {"mrr": mrr}}, "num_triples": count}
-                           for name, mrr, count in (("1-1", 0.5, 10), ("1-N", 0.2, 20), ("N-1", 0.3, 30),
-                                                    ("N-N", n_n_mrr, 40))}
-    test["num_self_loops"] = 7
-    test["without_self_loops"] = {"both": {"realistic": {"mrr": without_self_loops_mrr}}, "num_excluded": 7}
-    return record
-
-
 def test_breakdowns_show_each_arms_mean_per_category_adjusted_index_and_without_self_loops():
-    cells = [with_breakdowns(cell("dhns", 0, 0.30, 0.3, dataset="DB15K"), 0.80, 0.40, 0.29),
-             with_breakdowns(cell("dhns", 1, 0.32, 0.3, dataset="DB15K"), 0.90, 0.46, 0.31),
-             with_breakdowns(cell("uniform", 0, 0.20, 0.2, dataset="DB15K"), 0.70, 0.10, 0.19)]
+    def db15k(arm: str, seed: int, mrr: float, aamri: float, n_n_mrr: float, without_self_loops_mrr: float) -> dict:
+        return cell(arm, seed, mrr, mrr, dataset="DB15K", test_aamri=aamri,
+                    test_breakdowns=db15k_breakdowns(n_n_mrr, without_self_loops_mrr))
+    cells = [db15k("dhns", 0, 0.30, 0.80, 0.40, 0.29), db15k("dhns", 1, 0.32, 0.90, 0.46, 0.31),
+             db15k("uniform", 0, 0.20, 0.70, 0.10, 0.19)]
     table = render(cells, ["DB15K"], ["transe"], [0, 1])
     assert ("| arm | AAMRI | MRR 1-1 (10) | MRR 1-N (20) | MRR N-1 (30) | MRR N-N (40) | "
             "MRR without the 7 self-loops |") in table

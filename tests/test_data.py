@@ -297,6 +297,64 @@ def test_invalid_utf8_reports_line(tmp_path: Path) -> None:
     assert_format_error(raw, "entity2id.txt", 4, "UTF-8")
 
 
+def big_train_file(newline: str, num_triples: int = 48_000) -> str:
+    """A valid train2id.txt of about 280 KB over TINY's ids, with the given line ending."""
+    lines = [str(num_triples)] + [f"{i % 5} {(i * 7 + 1) % 5} {i % 3}" for i in range(num_triples)]
+    return newline.join(lines) + newline
+
+
+@pytest.mark.parametrize("content", [big_train_file("\r\n"), "4\r\n0 1 0\r\n3 1 2\r\n1 3 1\r\n4 2 1\r"])
+def test_crlf_with_or_without_final_line_break_is_accepted(tmp_path: Path, content: str) -> None:
+    raw = write_benchmark(tmp_path, {"train2id.txt": content})
+    lf = write_benchmark(tmp_path / "lf", {"train2id.txt": content.replace("\r\n", "\n").rstrip("\r") + "\n"})
+    assert torch.equal(read_openke_benchmark(raw).train, read_openke_benchmark(lf).train)
+
+
+def test_lone_cr_train_file_is_named_in_a_short_message(tmp_path: Path) -> None:
+    content = big_train_file("\r")
+    assert len(content) > 280_000
+    raw = write_benchmark(tmp_path, {"train2id.txt": content})
+    message = assert_format_error(
+        raw, "train2id.txt", 1, "lines end in a lone carriage return (\\r)", "convert to \\n"
+    )
+    assert len(message) < 500, message
+
+
+def test_lone_cr_entity_text_file_is_named(tmp_path: Path) -> None:
+    raw = write_benchmark(tmp_path, {"entity2text.tsv": TINY["entity2text.tsv"].replace("\n", "\r")})
+    message = assert_format_error(raw, "entity2text.tsv", 1, "lone carriage return (\\r)", "convert to \\n")
+    assert len(message) < 500, message
+
+
+def test_one_lone_cr_among_lf_lines_names_its_line(tmp_path: Path) -> None:
+    raw = write_benchmark(tmp_path, {"valid2id.txt": "2\n2 3 1\r4 0 1\n"})
+    assert_format_error(raw, "valid2id.txt", 2, "lone carriage return")
+
+
+LONG = "9" * 150_000
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "line", "problem"),
+    [
+        ("train2id.txt", f"4\n0 1 0\n3 1 x{LONG}\n1 3 1\n4 2 1\n", 3, "expected 3 integer fields"),
+        ("train2id.txt", f"4\n0 1 0\n3 1 {LONG}\n1 3 1\n4 2 1\n", 3, "does not fit in 64 bits"),
+        ("valid2id.txt", f"x{LONG}\n2 3 1\n4 0 1\n", 1, "count header"),
+        ("entity2id.txt", f"5\nA 0\nB 1\nC{LONG}\nD 3\nE 4\n", 4, "expected 'name id'"),
+        ("entity2id.txt", f"5\nA 0\nB 1\nC {LONG}\nD 3\nE 4\n", 4, "does not fit in 64 bits"),
+        ("entity2text.tsv", TINY["entity2text.tsv"] + f"x{LONG}\n", 6, "2 tab-separated columns"),
+    ],
+)
+def test_a_very_long_bad_line_is_quoted_as_a_short_excerpt(
+    tmp_path: Path, file: str, content: str, line: int, problem: str
+) -> None:
+    overrides = {file: content, "entity2text.tsv": None} if file == "entity2id.txt" else {file: content}
+    raw = write_benchmark(tmp_path, overrides)
+    message = assert_format_error(raw, file, line, problem, "...", "characters)")
+    assert len(message) < 500, message
+    assert "9" * 90 in message and "9" * 120 not in message, message
+
+
 # --------------------------------------------------------------------------------------------------
 # Atomic output
 

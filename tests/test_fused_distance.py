@@ -13,7 +13,8 @@ from dhns.models import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.training import batch_loss, negative_weights, precision_context, sigmoid_loss
+from dhns.step import precision_context
+from dhns.training import batch_loss, negative_weights, sigmoid_loss
 
 DISTANCE_SCORERS = ["transe", "rotate"]
 MARGIN = 3.0

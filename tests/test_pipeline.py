@@ -56,6 +56,11 @@ def project(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     return root
 
 
+def status(project: Path) -> dict:
+    """`dvc status` as {stage: what changed}."""
+    return json.loads(run(["dvc", "status", "--json"], project).stdout)
+
+
 def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
@@ -68,11 +73,13 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
 
 def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> None:
     run(["dvc", "repro"], project)
-    metrics = json.loads((project / "metrics" / "eval.json").read_text())
+    metrics = json.loads((project / "metrics" / "eval.json").read_text())  # the headline: both directions
+    breakdowns = json.loads((project / "metrics" / "eval_breakdowns.json").read_text())
     for split in ("valid", "test"):
-        for side in ("head", "tail", "both"):
+        for side, report in (("head", breakdowns), ("tail", breakdowns), ("both", metrics)):
             for policy in ("optimistic", "realistic", "pessimistic"):
-                assert set(metrics[split][side][policy]) >= {"mrr", "mean_rank", "hits_at_1", "hits_at_3", "hits_at_10"}
+                assert set(report[split][side][policy]) >= {"mrr", "mean_rank", "hits_at_1", "hits_at_3", "hits_at_10"}
+        assert set(metrics[split]) == {"both", "seconds"} and "by_category" in breakdowns[split]
     data_report = json.loads((project / "metrics" / "data.json").read_text())
     assert data_report["raw"]["train"]["num_triples"] == 22
     diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
@@ -98,7 +105,19 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     bytecode = project / "src" / "dhns" / "features" / "__pycache__" / "store.cpython-311.pyc"
     bytecode.parent.mkdir(exist_ok=True)
     bytecode.write_bytes(b"compiled elsewhere")  # differs per checkout; must not count as a changed dep
-    assert "up to date" in run(["dvc", "status"], project).stdout
+    assert status(project) == {"feature_inputs": ["always changed"]}  # it digests the files params name
+
+    # a library module changed: exactly the stages whose code imports it are stale, none of the others
+    step = project / "src" / "dhns" / "step.py"
+    original = step.read_text()
+    step.write_text(original.replace("max_grad_norm: float = 0.0", "max_grad_norm: float = 1.0", 1))
+    assert set(status(project)) == {"feature_inputs", "pretrain", "diffusion", "train"}
+    step.write_text(original)
+    loader = project / "src" / "dhns" / "features" / "bundle.py"
+    loader.write_text(loader.read_text() + "\n")
+    assert set(status(project)) == {"feature_inputs", "features", "pretrain", "diffusion", "train", "evaluate"}
+    loader.write_text(loader.read_text()[:-1])
+    assert status(project) == {"feature_inputs": ["always changed"]}
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline"], project)
 

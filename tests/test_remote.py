@@ -76,14 +76,14 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything_without_rerunning(p
 
     run(["dvc", "pull"], clone)
     assert snapshot(clone, outs) == original
-    assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
+    # feature_inputs always runs (it digests the files params name, which DVC cannot list); nothing else is stale
+    assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {"feature_inputs": ["always changed"]}
     repro = run(["dvc", "repro"], clone)
     output = repro.stdout + repro.stderr
-    assert "Running stage" not in output, output
-    assert "Data and pipelines are up to date" in output, output
-    for stage in stages:
+    assert output.count("Running stage") == 1 and "Running stage 'feature_inputs'" in output, output
+    for stage in stages - {"feature_inputs"}:
         assert f"Stage '{stage}' didn't change, skipping" in output, output
     metrics = sorted(p.relative_to(project).as_posix() for p in (project / "metrics").glob("*.json"))
     assert metrics and snapshot(clone, metrics) == snapshot(project, metrics)
     assert snapshot(clone, outs) == original
-    assert run(["git", "status", "--porcelain"], clone).stdout == "", "the clone changed tracked or new files"
+    assert run(["git", "status", "--porcelain"], clone).stdout == "", "the clone changed tracked or new files"  # digests too

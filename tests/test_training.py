@@ -91,7 +91,7 @@ def test_training_is_deterministic_for_a_seed():
 
 def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_threads():
     """Large enough for multi-threaded scatter-adds, whose float sums reorder unless deterministic."""
-    from dhns.training import seed_everything
+    from dhns.host import seed_everything
 
     generator = torch.Generator().manual_seed(0)
     num_entities, num_relations = 3000, 5
@@ -113,7 +113,7 @@ def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_thread
 
 
 def test_precision_context_switches_matmuls_only_inside_the_step():
-    from dhns.training import precision_context
+    from dhns.step import precision_context
 
     layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
     with precision_context("bf16", torch.device("cpu")):
@@ -219,15 +219,16 @@ def test_patience_zero_never_stops_early(monkeypatch):
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
     """auto follows the device: emulated bf16 (AVX2-only CPUs) was 38x slower than fp32, so it means fp32 there."""
-    import dhns.training as training
+    import dhns.host as host
+    from dhns.step import precision_context
 
     for native_bf16, expected in ((True, "bf16"), (False, "fp32")):
-        training.has_native_bf16.cache_clear()
+        host.has_native_bf16.cache_clear()
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-        assert training.resolve_precision("auto", torch.device("cpu")) == expected
-        with training.precision_context("auto", torch.device("cpu")):
+        assert host.resolve_precision("auto", torch.device("cpu")) == expected
+        with precision_context("auto", torch.device("cpu")):
             assert torch.is_autocast_enabled("cpu") == (expected == "bf16")
-    training.has_native_bf16.cache_clear()
-    assert training.resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert training.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    host.has_native_bf16.cache_clear()
+    assert host.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert host.resolve_precision("bf16", torch.device("cpu")) == "bf16"

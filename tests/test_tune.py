@@ -73,8 +73,10 @@ def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "train.jsonl"
     built = []  # every cell with a DHNS sampler, Bernoulli-sided too, trains with the generator's negatives
-    real_objective = tune.HardNegativeObjective
-    monkeypatch.setattr(tune, "HardNegativeObjective", lambda *a, **k: built.append(k["hard_loss"]) or real_objective(*a, **k))
+    import dhns.ntat as ntat  # the one builder tune shares with the train stage
+
+    real_objective = ntat.HardNegativeObjective
+    monkeypatch.setattr(ntat, "HardNegativeObjective", lambda *a, **k: built.append(k["hard_loss"]) or real_objective(*a, **k))
     tune.main(["--stage", "train", "--scorer", "transe", "--set", "train.hard_loss=reference,per_view",
                "--set", "train.sampler=dhns,bernoulli_dhns", "--out", str(out)])
     records = [json.loads(line) for line in out.read_text().splitlines()]

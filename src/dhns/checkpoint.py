@@ -1,4 +1,4 @@
-"""Resumable training loops: epoch snapshots, numerical fault detection, and a shared epoch runner.
+"""Resumable training loops: epoch snapshots and numerical fault detection.
 
 A snapshot holds everything a loop needs to continue as if never stopped: parameters, optimiser state,
 the random generator's state, the best-so-far state and the history. It is keyed by a fingerprint of
@@ -16,10 +16,9 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import torch
-from tqdm.auto import tqdm
 
 from dhns.io import atomic_file
 
@@ -99,7 +98,10 @@ class Checkpointing:
         """How to describe the snapshot a failed run leaves behind, for error messages."""
         if self.every == 0 or not self.path.is_file():
             return "no checkpoint was written (checkpoint_every = 0 or the first epoch failed)"
-        epoch = torch.load(self.path, map_location="cpu", weights_only=True).get("epoch", "?")
+        try:
+            epoch = torch.load(self.path, map_location="cpu", weights_only=True).get("epoch", "?")
+        except Exception as error:  # noqa: BLE001 - describing a fault must not raise a second one over it
+            return f"the checkpoint {self.path} is unreadable ({type(error).__name__}); a rerun starts from scratch"
         return f"the last good checkpoint is {self.path} (epoch {epoch}); a rerun resumes from it"
 
     def clear(self) -> None:
@@ -117,22 +119,6 @@ def rng_state(generator: torch.Generator) -> Tensor:
 
 def restore_rng(generator: torch.Generator, state: Tensor) -> None:
     generator.set_state(state.to(torch.uint8).cpu())
-
-
-def run_epoch(
-    triples: Tensor, batch_size: int, rng: torch.Generator, step: Callable[[Tensor], Tensor],
-    progress: str | None = None,
-) -> Tensor:
-    """One pass over `triples` in a random order; returns the (num_batches,) detached batch losses.
-
-    Losses stay on the device, so the inner loop never waits for the host. `progress` labels a batch
-    bar (a DHNS epoch of a large config takes minutes on a CPU); it stays silent when not on a terminal.
-    """
-    order = torch.randperm(triples.shape[0], device=triples.device, generator=rng)
-    starts = range(0, order.numel(), batch_size)
-    if progress is not None:
-        starts = tqdm(starts, desc=progress, unit="batch", leave=False, disable=None)
-    return torch.stack([step(triples[order[start : start + batch_size]]) for start in starts])
 
 
 def check_finite(

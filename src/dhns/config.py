@@ -71,7 +71,7 @@ class FeaturesConfig:
     text_max_length: int = 64  # tokens per entity text
     image_backend: str = "clip"  # clip (open_clip) | vit (transformers)
     image_model: str = "ViT-B-32"  # open_clip architecture, or a ViT folder / model id
-    image_pretrained: str = ""  # open_clip pretrained tag or weights file; "" = architecture default
+    image_pretrained: str = ""  # clip: open_clip tag or weights file (required); vit: ""; "random": opt-in random init
     image_batch_size: int = 32
     import_dir: str = ""  # folder with {DATASET}-visual.pth / {DATASET}-textual.pth to use instead
 
@@ -363,10 +363,38 @@ def _validate_preset(name: str, section: str, values: Mapping[str, Any]) -> None
             raise ValueError(str(error).replace(f"params {section}.", f"params {where}.", 1)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate the whole params file (each stage then uses only its own sections)."""
+def load_params(path: str | Path = "params.yaml", *, complete: bool = True) -> Params:
+    """Read and validate the whole params file (each stage then uses only its own sections).
+
+    `complete` (what the stages use) also refuses a file that leaves any setting to a default in code;
+    `complete=False` reads a partial file, for tools and tests that only care about some sections.
+    """
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     if raw is not None and not isinstance(raw, Mapping):
         raise ValueError(f"params file: expected a mapping, got {raw!r}")
-    return from_mapping(Params, apply_scorer_settings(raw))
+    merged = apply_scorer_settings(raw)
+    unset = unset_settings(Params, merged) if complete else []
+    if unset:
+        raise ValueError(f"{path}: missing setting(s) {', '.join(unset)} (for model.name "
+                         f"{(merged.get('model') or {}).get('name', ModelConfig.name)!r}); every value a stage uses must be "
+                         "in params.yaml, in its section or in scorers.<name>.<section>, so that DVC tracks it")
+    return from_mapping(Params, merged)
+
+
+def unset_settings(cls: type, mapping: Mapping[str, Any] | None, prefix: str = "") -> list[str]:
+    """Dotted names of the fields `mapping` leaves to the dataclass defaults (sections recursively).
+
+    A default in code is invisible to `dvc params diff` and to DVC's params tracking: a stage that used
+    one would give a result no params file describes (DistMult's NTAT once ran at the dataclass's
+    temperature 1.0 while its pretraining used 0.5). So the stages' params must set every field.
+    """
+    mapping = mapping if isinstance(mapping, Mapping) else {}
+    hints = typing.get_type_hints(cls)
+    unset = []
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[field.name]):
+            unset += unset_settings(hints[field.name], mapping.get(field.name), f"{prefix}{field.name}.")
+        elif field.name not in mapping:
+            unset.append(prefix + field.name)
+    return unset

@@ -45,6 +45,10 @@ _NOT_TRIPLE_TEXT = re.compile(r"[^0-9\s-]")
 _WIKIDATA_ID = re.compile(r"[QP][0-9]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# A carriage return that neither ends a CRLF pair nor the file: the line ending of old Mac files.
+_LONE_CR = re.compile(r"\r(?!\n|\Z)")
+# Longest piece of a line an error message quotes: a file with the wrong line endings is one giant line.
+_QUOTE_LIMIT = 100
 
 
 class DataFormatError(ValueError):
@@ -186,10 +190,34 @@ def _read_text(path: Path) -> str:
         raise DataFormatError(f"{path}: required file is missing")
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise DataFormatError(f"{path}, line {line}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    _check_line_endings(path, text)
+    return text
+
+
+def _check_line_endings(path: Path, text: str) -> None:
+    """Refuse lone-CR line endings by name: split on \\n, such a file is one giant line, and every later
+    check would report that line as some other, baffling problem. CRLF (and a final lone CR) stays accepted."""
+    if "\r" not in text:
+        return
+    lone = _LONE_CR.search(text)
+    if lone is not None:
+        line = text.count("\n", 0, lone.start()) + 1
+        raise DataFormatError(
+            f"{path}, line {line}: lines end in a lone carriage return (\\r), as old Mac files do; "
+            f"convert to \\n (e.g. `tr '\\r' '\\n'`)"
+        )
+
+
+def _quote(text: str) -> str:
+    """`text` for an error message: repr'd, and cut to an excerpt with its length when it is long,
+    so that a malformed multi-megabyte line does not end up in the message (and the log) whole."""
+    if len(text) <= _QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:_QUOTE_LIMIT]!r}... ({len(text)} characters)"
 
 
 def _split_lines(text: str) -> list[str]:
@@ -205,7 +233,7 @@ def _parse_count(path: Path, lines: Sequence[str]) -> int:
         raise DataFormatError(f"{path}, line 1: file is empty, expected a count header")
     header = lines[0].strip()
     if not _COUNT.fullmatch(header):
-        raise DataFormatError(f"{path}, line 1: count header must be a non-negative integer, found {lines[0]!r}")
+        raise DataFormatError(f"{path}, line 1: count header must be a non-negative integer, found {_quote(lines[0])}")
     return int(header)
 
 
@@ -233,10 +261,14 @@ def _read_id_file(path: Path) -> tuple[str, ...]:
             raise _blank_line_error(path, line_number)
         fields = line.strip().rsplit(None, 1)
         if len(fields) != 2:
-            raise DataFormatError(f"{path}, line {line_number}: expected 'name id', found 1 field: {line!r}")
+            raise DataFormatError(f"{path}, line {line_number}: expected 'name id', found 1 field: {_quote(line)}")
         name, id_text = fields
         if not _INTEGER.fullmatch(id_text):
-            raise DataFormatError(f"{path}, line {line_number}: id must be an integer, found {id_text!r} in {line!r}")
+            raise DataFormatError(
+                f"{path}, line {line_number}: id must be an integer, found {_quote(id_text)} in {_quote(line)}"
+            )
+        if not _fits_int64(id_text):
+            raise DataFormatError(f"{path}, line {line_number}: id does not fit in 64 bits: {_quote(id_text)}")
         item_id = int(id_text)
         if item_id in line_of_id:
             raise DataFormatError(
@@ -244,7 +276,7 @@ def _read_id_file(path: Path) -> tuple[str, ...]:
             )
         if name in line_of_name:
             raise DataFormatError(
-                f"{path}, line {line_number}: duplicate name {name!r} (already on line {line_of_name[name]})"
+                f"{path}, line {line_number}: duplicate name {_quote(name)} (already on line {line_of_name[name]})"
             )
         name_by_id[item_id], line_of_id[item_id], line_of_name[name] = name, line_number, line_number
     _check_count(path, count, len(lines) - 1)
@@ -300,10 +332,16 @@ def _raise_first_bad_triple_line(path: Path, body: list[str]) -> None:
         if len(fields) != 3 or not all(_INTEGER.fullmatch(field) for field in fields):
             raise DataFormatError(
                 f"{path}, line {line_number}: expected 3 integer fields 'head tail relation', "
-                f"found {len(fields)}: {line!r}"
+                f"found {len(fields)}: {_quote(line)}"
             )
-        if not all(_INT64_MIN <= int(field) <= _INT64_MAX for field in fields):
-            raise DataFormatError(f"{path}, line {line_number}: id does not fit in 64 bits: {line!r}")
+        if not all(map(_fits_int64, fields)):
+            raise DataFormatError(f"{path}, line {line_number}: id does not fit in 64 bits: {_quote(line)}")
+
+
+def _fits_int64(field: str) -> bool:
+    """Whether a decimal integer fits in int64; the length check comes first because `int()` refuses
+    strings of over 4300 digits with a ValueError that names neither file nor line."""
+    return len(field.lstrip("-")) <= 19 and _INT64_MIN <= int(field) <= _INT64_MAX
 
 
 def _check_triple_ids(
@@ -321,7 +359,7 @@ def _check_triple_ids(
         row, field, column, limit, vocabulary = first
         raise DataFormatError(
             f"{path}, line {row + 2}: {field} id {rows[row, column]} is outside [0, {limit}) "
-            f"({vocabulary} lists {limit}): {body[row]!r}"
+            f"({vocabulary} lists {limit}): {_quote(body[row])}"
         )
 
 
@@ -346,15 +384,15 @@ def _read_text_file(path: Path, names: tuple[str, ...], id_file: str) -> tuple[s
         if len(columns) != 2:
             raise DataFormatError(
                 f"{path}, line {line_number}: expected 2 tab-separated columns 'name<TAB>text', "
-                f"found {len(columns)}: {line!r}"
+                f"found {len(columns)}: {_quote(line)}"
             )
         name, text = columns
         item_id = index.get(name)
         if item_id is None:
-            raise DataFormatError(f"{path}, line {line_number}: unknown name {name!r} (not in {id_file})")
+            raise DataFormatError(f"{path}, line {line_number}: unknown name {_quote(name)} (not in {id_file})")
         if line_of[item_id]:
             raise DataFormatError(
-                f"{path}, line {line_number}: second line for {name!r} (first on line {line_of[item_id]})"
+                f"{path}, line {line_number}: second line for {_quote(name)} (first on line {line_of[item_id]})"
             )
         texts[item_id], line_of[item_id] = text, line_number
     missing = [item_id for item_id, text in enumerate(texts) if text is None]
@@ -362,7 +400,7 @@ def _read_text_file(path: Path, names: tuple[str, ...], id_file: str) -> tuple[s
         first = missing[0]
         raise DataFormatError(
             f"{path}: no line for {len(missing)} of {len(names)} names in {id_file}; "
-            f"first missing: {names[first]!r} (id {first})"
+            f"first missing: {_quote(names[first])} (id {first})"
         )
     return tuple(text for text in texts if text is not None)
 

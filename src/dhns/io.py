@@ -43,15 +43,22 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it is renamed onto `target`."""
+    """Yield a temporary path beside `target`; on success it is renamed onto `target` with the umask's mode.
+
+    The mode is set again after the writer is done, because a writer may replace the path rather than
+    write into it: safetensors' `save_file` writes its own private temporary file and renames it onto
+    `tmp`, so without this `model.safetensors` would end up 0600 instead of, say, 0644.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_umask())
+    mode = 0o666 & ~_umask()
+    tmp.chmod(mode)
     try:
         yield tmp
+        tmp.chmod(mode)  # mkstemp's private 0o600 (or a replacing writer's) would leak into the output
         os.replace(tmp, target)
     finally:
         if tmp.exists():

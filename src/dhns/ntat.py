@@ -37,8 +37,10 @@ from dhns.config import HardnessLevel, TrainConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.diffusion.training import generator_step
 from dhns.models.kgc import KGCModel
-from dhns.sampling import NegativeSampler
-from dhns.training import adam, batch_loss
+from dhns.config import DHNS_SAMPLERS
+from dhns.sampling import NegativeSampler, make_sampler
+from dhns.step import adam
+from dhns.training import batch_loss
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
@@ -207,3 +209,28 @@ class HardNegativeObjective:
         self.generator.train()
         generator_step(self.generator, model, self.optimizer, positives, self.diffusion_loss, rng)
         self.generator_steps += 1
+
+
+def build_train_negatives(
+    config: TrainConfig,
+    train_triples: Tensor,
+    num_entities: int,
+    num_relations: int,
+    generator: HierarchicalGenerator | None = None,
+) -> tuple[NegativeSampler, HardNegativeObjective | None]:
+    """The NTAT stage's negatives from its settings: the classic sampler, and DHNS's generated ones if chosen.
+
+    The one place a train config becomes a sampler and an objective: the train stage, `dhns.tune` and the
+    benchmark all call it, so a setting (joint_generator, generator_lr, diffusion_loss, the hard-loss form)
+    cannot be honoured by one of them and dropped by another.
+    """
+    sampler = make_sampler(config.sampler, train_triples, num_entities, num_relations, config.num_negatives)
+    if config.sampler not in DHNS_SAMPLERS:
+        return sampler, None
+    if generator is None:
+        raise ValueError(f"params train.sampler: {config.sampler} needs the generator of the diffusion stage "
+                         "(models/diffusion); run `dvc repro diffusion`")
+    objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight, config.joint_generator,
+                                      config.generator_lr, config.diffusion_loss, hard_loss=config.hard_loss,
+                                      distmult_hard_margin=config.distmult_hard_margin)
+    return sampler, objective

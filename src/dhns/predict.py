@@ -25,7 +25,7 @@ from dhns.data import DATASET_FILE, SPLITS, KnowledgeGraph, clean_entity_name, c
 from dhns.features.bundle import read_feature_bundle
 from dhns.io import read_json, require_files, stage_hint
 from dhns.models.kgc import KGCModel, load_model
-from dhns.training import resolve_device
+from dhns.host import resolve_device
 
 TRAINED_MODEL_DIR = Path("models/train")
 TARGETS: tuple[str, ...] = ("head", "tail")  # which side of the triple is predicted

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import logging
 import math
-import os
-import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state, run_epoch
+from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state
 from dhns.config import PretrainConfig
 from dhns.distributed import (
     SINGLE_PROCESS,
@@ -27,38 +23,21 @@ from dhns.distributed import (
     gather_objects,
     mean_over_ranks,
     shard,
+    shutdown_parallel,
 )
-from dhns.evaluation import FilterIndex, evaluate_link_prediction
-from dhns.host import hardware, keep_freed_memory
-from dhns.models.kgc import KGCModel
+from dhns.evaluation import FilterIndex, build_filter_index, evaluate_link_prediction
+from dhns.host import describe_hardware, keep_freed_memory, resolve_precision
+from dhns.io import atomic_directory
+from dhns.live import StageCurves
+from dhns.models.kgc import KGCModel, save_model
 from dhns.sampling import NegativeSampler
+from dhns.step import adam, apply_gradients, precision_context, run_epoch
+
+if TYPE_CHECKING:
+    from dhns.pipeline import StageInputs
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; anything else is passed to torch and must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"params device: {name!r} asked for CUDA but no CUDA device is available")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed every generator and ask torch for deterministic kernels.
-
-    On the CPU this makes a rerun bit-identical (multi-threaded scatter-adds otherwise reorder float sums:
-    same-seed MKG-Y runs differed in the 4th digit) at no measured cost. On CUDA, kernels without a
-    deterministic version only warn, so GPU runs may still vary in the last bits.
-    """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic mode
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def negative_weights(negative_scores: Tensor, valid: Tensor, adversarial_temperature: float | None) -> Tensor:
@@ -318,73 +297,6 @@ class BatchLoss(torch.nn.Module):
                                   self.regularization, self.extra, self.regularizer)
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on a device with native bf16 arithmetic, else fp32; any other value as given.
-
-    Why: bf16 autocast made the denoisers 3x faster on a Xeon with AMX, but on a CPU without AVX512-BF16
-    or AMX (a 2-core AMD EPYC with AVX2 only) PyTorch emulates it and a bf16 matmul took 38x longer than
-    fp32: the diffusion stage went from under a minute to about 25.
-    """
-    if precision != "auto":
-        return precision
-    return "bf16" if has_native_bf16(device.type) else "fp32"
-
-
-@functools.lru_cache(maxsize=None)
-def has_native_bf16(device_type: str) -> bool:
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type == "cpu":
-        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with care
-        found = any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
-        log.info("bf16 on this CPU: %s (precision auto -> %s)", "native" if found else "emulated",
-                 "bf16" if found else "fp32")
-        return found
-    return False
-
-
-@contextlib.contextmanager
-def precision_context(precision: str, device: torch.device) -> Iterator[None]:
-    """fp32 as is; tf32: CUDA matmuls on TF32 tensor cores; bf16: autocast (matmuls in bf16, sums in fp32).
-
-    Scoped to the training step's forward pass, so evaluation always ranks with fp32 scores. auto is bf16
-    where the device has bf16 arithmetic, fp32 elsewhere (`resolve_precision`).
-    """
-    if resolve_precision(precision, device) == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    elif precision == "tf32" and device.type == "cuda":
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = previous
-    else:
-        yield
-
-
-def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[Tensor],
-                    max_grad_norm: float = 0.0) -> None:
-    """Backward, optional global-norm clipping, optimiser step (no host sync)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-    optimizer.step()
-
-
-FUSED_ADAM_DEVICES = {"cpu", "cuda"}
-
-
-def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam, fused into one pass per tensor where PyTorch has that kernel (4x faster on MKG-Y's entity
-    table on a CPU than the default multi-tensor form; the same update up to rounding)."""
-    parameters = list(parameters)
-    fused = bool(parameters) and all(p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in parameters)
-    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
-
-
 def train_step(
     model: KGCModel,
     optimizer: torch.optim.Optimizer,
@@ -423,10 +335,28 @@ def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = 
     }
 
 
-def describe_hardware(device: torch.device) -> str:
-    """One line for results tables, which compare seconds: the CPU or GPU, its cores and threads, bf16."""
-    info = hardware()
-    if device.type == "cuda" and info["gpu"]:
-        return f"{info['gpu']} (CUDA {info['cuda']}), host {info['cpu']}"
-    bf16 = "bf16 native" if has_native_bf16("cpu") else "bf16 emulated"
-    return f"{info['cpu']}, {info['usable_cores']} cores, {info['torch_threads']} torch threads, {bf16}"
+def run_kgc_stage(stage: str, inputs: "StageInputs", model: KGCModel, sampler: NegativeSampler, config: PretrainConfig,
+                  *, extra: Any = None, model_info: dict | None = None,
+                  summary: Callable[[], dict] | None = None) -> int:
+    """Train `model` with early stopping on validation, resumably; rank 0 writes models/<stage> and the summary.
+
+    `summary` is called after training, so it can report what training changed (the generator's steps).
+    """
+    params, device, graph = inputs.params, inputs.device, inputs.graph
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    checkpointing = Checkpointing(Path("checkpoints") / stage, config.checkpoint_every)
+    with StageCurves(stage, enabled=inputs.parallel.is_main) as curves:  # rank 0 writes the outputs
+        result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
+                           tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage=stage,
+                           checkpointing=checkpointing, parallel=inputs.parallel,
+                           on_epoch=curves.log_epoch, on_resume=curves.log_history)
+        if not inputs.parallel.is_main:
+            shutdown_parallel()
+            return 0
+        with atomic_directory(Path("models") / stage) as staging:
+            save_model(model, staging, {"best_epoch": result.best_epoch, **(model_info or {})})
+        reported = {**(summary() if summary else {}), "precision": resolve_precision(config.precision, device)}
+        curves.set_summary(training_summary(result, params.evaluate.tie_policy, reported, device=device))
+    checkpointing.clear()  # outputs are written: the snapshot has served its purpose
+    shutdown_parallel()
+    return 0

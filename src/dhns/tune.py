@@ -36,10 +36,11 @@ from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
 from dhns.diffusion.generator import load_generator
 from dhns.models.kgc import KGCModel, load_model
-from dhns.ntat import HardNegativeObjective
+from dhns.ntat import build_train_negatives
 from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
 from dhns.sampling import make_sampler
-from dhns.training import resolve_device, seed_everything, train_kgc
+from dhns.host import resolve_device, seed_everything
+from dhns.training import train_kgc
 
 log = logging.getLogger("dhns.tune")
 
@@ -82,27 +83,27 @@ def finished_cells(path: Path) -> set[str]:
 
 
 def starting_point(stage: str, params: Params, graph, features, device: torch.device):
-    """The model a cell starts from and its objective: fresh for pretrain; the stage outputs for train."""
+    """The model a cell starts from, and the generator for DHNS: fresh for pretrain; the stage outputs for train."""
     if stage == "pretrain":
         return KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device), None
     model = load_model(Path("models/pretrain"), features, device)
     if model.config.name != params.model.name:
         raise SystemExit(f"tune: models/pretrain holds a {model.config.name} model, not {params.model.name}; "
                          f"run `dvc exp run -S model.name={params.model.name} diffusion` first")
-    config = params.train
-    if config.sampler not in DHNS_SAMPLERS:
-        return model, None
-    generator = load_generator(Path("models/diffusion"), device)
-    return model, HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
-                                        hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin)
+    generator = load_generator(Path("models/diffusion"), device) if params.train.sampler in DHNS_SAMPLERS else None
+    return model, generator
 
 
 def run_cell(stage: str, params: Params, graph, features, device: torch.device) -> dict[str, Any]:
     """One cell of the stage's training; returns what the results file records."""
     seed_everything(params.seed)
-    model, extra = starting_point(stage, params, graph, features, device)
-    config = params.pretrain if stage == "pretrain" else params.train
-    sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
+    model, generator = starting_point(stage, params, graph, features, device)
+    if stage == "pretrain":
+        config, extra = params.pretrain, None
+        sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
+    else:  # exactly what the train stage builds from the same settings
+        config = params.train
+        sampler, extra = build_train_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     started = time.perf_counter()
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,

@@ -75,3 +75,18 @@ def test_failure_midway_keeps_the_previous_bundle(tmp_path: Path, monkeypatch: p
     with pytest.raises(OSError, match="disk full"):
         write_feature_bundle(out, {"text": _table(3, dim=5), "image": _table(3)}, {})
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_manifest_records_encoder_and_weights_and_older_manifests_still_read(tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    table = FeatureTable(_table(3).vectors, _table(3).present, "transformers:minilm", weights="/site-packages/minilm")
+    write_feature_bundle(out, {"text": table}, {"image": "no images"})
+    manifest = json.loads((out / MANIFEST).read_text())
+    entry = manifest["modalities"]["text"]
+    assert (entry["encoder"], entry["weights"], entry["source"]) == (
+        "transformers:minilm", "/site-packages/minilm", "transformers:minilm"
+    )
+    for key in ("encoder", "weights"):  # the manifest as written before they were recorded
+        del entry[key]
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert sorted(read_feature_bundle(out, num_entities=3)) == ["text"]

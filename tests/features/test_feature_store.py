@@ -165,3 +165,22 @@ def test_missing_column_is_rejected(tmp_path: Path) -> None:
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
         read_feature_table(tmp_path / "nowhere.parquet")
+
+
+def test_weights_round_trip_and_older_tables_read_as_unrecorded(tmp_path: Path) -> None:
+    base = _table()
+    table = FeatureTable(base.vectors, base.present, "open_clip:tiny", weights="/models/tiny.pt")
+    path = tmp_path / "image.parquet"
+    write_feature_table(path, table)
+    assert read_feature_table(path).weights == "/models/tiny.pt"
+    arrow = pq.read_table(path)
+    older = {key: value for key, value in arrow.schema.metadata.items() if key != b"dhns.weights"}
+    pq.write_table(arrow.replace_schema_metadata(older), path)  # as written before weights were recorded
+    back = read_feature_table(path)
+    assert (back.source, back.weights) == ("open_clip:tiny", "")
+
+
+def test_weights_must_be_a_string() -> None:
+    base = _table()
+    with pytest.raises(ValueError, match="FeatureTable.weights must be a str"):
+        FeatureTable(base.vectors, base.present, "x", weights=None)  # type: ignore[arg-type]

@@ -109,7 +109,7 @@ def test_encode_images_with_tiny_clip(tmp_path: Path, write_image: Callable[...,
         )
     _assert_warned_about(record, ["broken_a.jpg", "broken_b.png"])
     assert table.dim == 8
-    assert tiny_clip.model in table.source and str(tiny_clip.checkpoint) in table.source
+    assert (table.source, table.weights) == (f"open_clip:{tiny_clip.model}", str(tiny_clip.checkpoint))
 
     model, _, preprocess = open_clip.create_model_and_transforms(tiny_clip.model, pretrained=str(tiny_clip.checkpoint))
     model.eval()
@@ -130,7 +130,7 @@ def test_encode_images_with_tiny_vit(tmp_path: Path, write_image: Callable[..., 
         )
     _assert_warned_about(record, ["broken_a.jpg", "broken_b.png"])
     assert table.dim == 16
-    assert table.source == f"vit:{tiny_vit_dir}"
+    assert (table.source, table.weights) == (f"transformers:{tiny_vit_dir}", str(tiny_vit_dir))
 
     processor = AutoImageProcessor.from_pretrained(tiny_vit_dir)
     model = AutoModel.from_pretrained(tiny_vit_dir).eval()

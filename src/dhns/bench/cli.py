@@ -43,8 +43,7 @@ from dhns.bench.stages import run_stages, time_evaluation
 from dhns.bench.sweep import run_sweep, write_sweep_csv, write_sweep_svg
 from dhns.bench.timing import device_peaks, hardware
 from dhns.config import MODEL_NAMES, PRECISIONS
-from dhns.host import keep_freed_memory
-from dhns.training import resolve_device
+from dhns.host import keep_freed_memory, resolve_device
 
 
 def run_benchmark(config: BenchConfig) -> dict[str, Any]:

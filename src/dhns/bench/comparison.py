@@ -22,8 +22,7 @@ from dhns.bench.peers import (INSTALL_HINT, PEERS, PeerConfig, PeerSide, PeerUna
                              training_stream)
 from dhns.bench.timing import hardware, memory_bandwidth
 from dhns.data import KnowledgeGraph
-from dhns.host import keep_freed_memory, return_freed_memory
-from dhns.training import resolve_device
+from dhns.host import keep_freed_memory, resolve_device, return_freed_memory
 
 Tensor = torch.Tensor
 SideFactory = Callable[[PeerConfig, KnowledgeGraph, torch.device], PeerSide]

@@ -19,7 +19,8 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
-from dhns.training import ADVERSARIAL_SAMPLERS, adam, precision_context, train_step
+from dhns.step import adam, precision_context
+from dhns.training import ADVERSARIAL_SAMPLERS, train_step
 
 Tensor = torch.Tensor
 

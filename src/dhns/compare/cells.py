@@ -21,7 +21,10 @@ from dhns.io import read_json, write_json
 
 RESULTS_DIR = Path("docs/results")
 EXPERIMENT_PREFIX = "cmp-"
-METRIC_FILES = ("metrics/eval.json", "metrics/train.json", "metrics/pretrain.json", "metrics/diffusion.json")
+EVAL_FILE = "metrics/eval.json"  # the evaluate stage's headline ...
+EVAL_BREAKDOWNS_FILE = "metrics/eval_breakdowns.json"  # ... and the rest of its report
+METRIC_FILES = (EVAL_FILE, EVAL_BREAKDOWNS_FILE, "metrics/train.json", "metrics/pretrain.json",
+                "metrics/diffusion.json")
 
 
 @dataclass(frozen=True, order=True)
@@ -44,7 +47,7 @@ def cell_record(raw_params: Mapping[str, Any], metrics: Mapping[str, Mapping[str
     """What a cell file holds: its key, the resolved settings, every tie policy's metrics, epochs and seconds."""
     params = from_mapping(Params, apply_scorer_settings(raw_params))
     train = dataclasses.asdict(params.train)
-    evaluation, ntat = metrics["metrics/eval.json"], metrics["metrics/train.json"]
+    evaluation, ntat = evaluation_report(metrics), metrics["metrics/train.json"]
     pretrain, diffusion = metrics.get("metrics/pretrain.json", {}), metrics.get("metrics/diffusion.json", {})
     return {
         "dataset": params.data.dataset,
@@ -62,6 +65,17 @@ def cell_record(raw_params: Mapping[str, Any], metrics: Mapping[str, Mapping[str
                      "valid_mrr": (pretrain.get("valid") or {}).get("both", {}).get(params.evaluate.tie_policy, {}).get("mrr")},
         "diffusion": {"seconds": diffusion.get("seconds")},
     }
+
+
+def evaluation_report(metrics: Mapping[str, Mapping[str, Any]]) -> dict:
+    """The evaluate stage's report per split: eval.json's headline with eval_breakdowns.json's sections beside it.
+
+    The stage divides each split's report by whole sections (`dhns.evaluation.split_headline`), so one
+    merge per split restores it. An experiment run before that division has the whole report in eval.json
+    and no breakdowns file.
+    """
+    breakdowns = metrics.get(EVAL_BREAKDOWNS_FILE) or {}
+    return {split: {**headline, **breakdowns.get(split, {})} for split, headline in metrics[EVAL_FILE].items()}
 
 
 def _ranking(split: Mapping[str, Any]) -> dict:
@@ -105,7 +119,7 @@ def experiment_records(payload: list[dict]) -> Iterator[dict]:
                     continue
                 params = (data.get("params") or {}).get("params.yaml", {}).get("data")
                 metrics = {file: value.get("data", {}) for file, value in (data.get("metrics") or {}).items()}
-                if params and "metrics/eval.json" in metrics and "metrics/train.json" in metrics:
+                if params and EVAL_FILE in metrics and "metrics/train.json" in metrics:
                     yield cell_record(params, metrics, name)
 
 

@@ -10,7 +10,9 @@ from dhns.evaluation.filtered import (
 )
 from dhns.evaluation.ranks import TIE_POLICIES, count_candidates, metrics_from_ranks, ranks_from_scores
 from dhns.evaluation.summary import (
+    HEADLINE_SECTIONS,
     TripleRanks,
+    split_headline,
     summarize_by_category,
     summarize_ranks,
     summarize_subset,
@@ -18,6 +20,7 @@ from dhns.evaluation.summary import (
 )
 
 __all__ = [
+    "HEADLINE_SECTIONS",
     "RELATION_CATEGORIES",
     "TIE_POLICIES",
     "UNSEEN_CATEGORY",
@@ -32,6 +35,7 @@ __all__ = [
     "partner_averages",
     "rank_triples",
     "ranks_from_scores",
+    "split_headline",
     "summarize_by_category",
     "summarize_ranks",
     "summarize_subset",

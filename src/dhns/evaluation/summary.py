@@ -3,11 +3,14 @@
 Every breakdown is a row subset of one `TripleRanks`, so a split is ranked once however many ways
 it is reported, and a subset's numbers are exactly those of evaluating its triples alone (the
 filter depends on the known triples, not on which test triples are evaluated together).
+
+`split_headline` then parts the report in two for DVC: a headline a terminal can show
+(`dvc metrics show`, `dvc exp show`) and the breakdowns, hundreds of values, beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,9 @@ from dhns.evaluation.categories import RELATION_CATEGORIES, UNSEEN_CATEGORY
 from dhns.evaluation.ranks import DEFAULT_KS, TIE_POLICIES, _check_ks, metrics_from_ranks
 
 SIDES: tuple[str, ...] = ("head", "tail")
+# The sections of each split's report that form the headline: pooled directions under every tie policy
+# (PyKEEN's ``both``: 3 policies x 8 metrics) and the evaluation time. Everything else is a breakdown.
+HEADLINE_SECTIONS: tuple[str, ...] = ("both", "seconds")
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +124,24 @@ def summarize_without_self_loops(
     section = summarize_subset(ranks, torch.logical_not(is_self_loop).nonzero().squeeze(1), ks)
     section["num_excluded"] = num_excluded
     return section
+
+
+def split_headline(results: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Part ``{split: report}`` into the headline and the breakdowns, each value in exactly one of them.
+
+    Sections move whole and keep their names, so a path reads the same in either file
+    (``test.both.realistic.mrr`` in the headline, ``test.head.realistic.mrr`` and
+    ``test.by_category.N-N.both.realistic.mrr`` in the breakdowns), and merging the two per split,
+    ``{**headline[split], **breakdowns[split]}``, gives the report back. The headline holds the
+    `HEADLINE_SECTIONS`; the breakdowns everything else: ``head``, ``tail``, ``num_triples``,
+    ``num_self_loops``, ``without_self_loops``, ``by_category`` and any section added later.
+    """
+    headline: dict[str, dict] = {}
+    breakdowns: dict[str, dict] = {}
+    for split, report in results.items():
+        headline[split] = {key: value for key, value in report.items() if key in HEADLINE_SECTIONS}
+        breakdowns[split] = {key: value for key, value in report.items() if key not in HEADLINE_SECTIONS}
+    return headline, breakdowns
 
 
 def _category_order(name: str) -> tuple[int, str]:

@@ -1,7 +1,8 @@
 """The features stage's output folder: one parquet table per available modality plus a manifest.
 
 A modality the dataset lacks has no table and is listed under `absent` with the reason, so later stages
-skip it instead of training on fabricated vectors.
+skip it instead of training on fabricated vectors. Each present modality's entry names its `encoder` and
+the `weights` it ran with, so features from a randomly initialised encoder are visible in review.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ MANIFEST = "manifest.json"
 
 
 def write_feature_bundle(out_dir: str | Path, tables: dict[str, FeatureTable], absent: dict[str, str]) -> None:
-    """All tables plus the manifest, all or nothing; the manifest records per modality how many input files
-    were skipped as unreadable, so a dataset with many broken images shows up in review, not only in a log."""
+    """All tables plus the manifest, all or nothing; the manifest records per modality the encoder, the weights
+    it ran with, and how many input files were skipped as unreadable, so random weights or a dataset with
+    many broken images show up in review, not only in a log. `source` still repeats `encoder`, so readers
+    written before `encoder` and `weights` existed keep working."""
     with atomic_directory(out_dir) as staging:
         for name, table in tables.items():
             write_feature_table(staging / f"{name}.parquet", table)
@@ -29,6 +32,8 @@ def write_feature_bundle(out_dir: str | Path, tables: dict[str, FeatureTable], a
                     name: {
                         "dim": table.dim,
                         "num_present": int(table.present.sum()),
+                        "encoder": table.source,
+                        "weights": table.weights,
                         "source": table.source,
                         "num_unreadable_files": table.num_unreadable_files,
                     }

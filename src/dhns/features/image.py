@@ -7,6 +7,11 @@ Image layout under ``images_dir`` (either form, mixed freely, per entity):
 
 where ``<key>`` is ``safe_entity_filename(name)`` or the entity's integer id. Naming by id is always
 unambiguous; naming by safe name is what scraped multimodal KG image dumps usually do.
+
+Both libraries build a randomly initialised encoder when given no weights and only log it, which would
+yield plausible-looking but meaningless features; so an encoder without weights is refused unless random
+weights are asked for by name (``features.image_pretrained: random``), and the weights used are recorded
+on the table (`FeatureTable.weights`) and so in the features manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from dhns.features.store import FeatureTable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 BACKENDS = ("clip", "vit")
+RANDOM_WEIGHTS = "random"  # the features.image_pretrained value that opts in to randomly initialised weights
+RANDOM_WEIGHTS_NOTE = f"random (features.image_pretrained: {RANDOM_WEIGHTS})"  # what the manifest records then
+_OPT_IN = (
+    f"or set features.image_pretrained: {RANDOM_WEIGHTS} to opt in to random weights explicitly "
+    "(meaningless features, for smoke tests only)"
+)
+_OPEN_CLIP_SCHEMAS = ("hf-hub:", "local-dir:")  # open_clip model names that bring their own weights
 _MAX_NAME_CHARS = 150  # leaves room under the usual 255-byte limit for extension and multi-byte chars
 _UNSAFE = re.compile(r"[^\w.\-]", flags=re.UNICODE)
 _FREEBASE_MID = re.compile(r"^/([mg])/([0-9a-z_]+)$")
@@ -118,8 +130,11 @@ def encode_images(
     A dataset scraped from the web always holds a few broken files, so an unreadable image is skipped with a
     warning naming it instead of aborting hours of work; an entity left with no readable image is marked not
     present. The skip count is also kept on the table (`num_unreadable_files`), which the manifest records.
-    `backend` "clip" takes an open_clip architecture `model` and a `pretrained` tag or checkpoint file;
-    "vit" takes a transformers checkpoint (hub id or folder) as `model` and ignores `pretrained`.
+    `backend` "clip" takes an open_clip architecture `model` and a `pretrained` tag or weights file (or a
+    'local-dir:'/'hf-hub:' `model` that carries its weights, with no `pretrained`); "vit" takes a transformers
+    checkpoint with weights (folder or hub id) as `model` and no `pretrained`. Either backend refuses to run
+    without weights unless `pretrained` is RANDOM_WEIGHTS; the table's `source` names the encoder and its
+    `weights` what it ran with.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown image backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
@@ -130,11 +145,14 @@ def encode_images(
         raise ValueError(f"entity id {out_of_range[0]} is outside 0..{num_entities - 1}")
     device = torch.device(device)
     if backend == "clip":
-        encoder = _clip_encoder(model, pretrained, device)
-        source = f"clip:{model}:{pretrained}" if pretrained else f"clip:{model}"
+        encoder, weights = _clip_encoder(model, pretrained, device)
+        source = f"open_clip:{model}"
     else:
-        encoder = _vit_encoder(model, device)
-        source = f"vit:{model}"
+        encoder, weights = _vit_encoder(model, pretrained, device)
+        source = f"transformers:{model}"
+    if weights == RANDOM_WEIGHTS_NOTE:
+        warnings.warn(f"{source} runs with random weights, as features.image_pretrained: {RANDOM_WEIGHTS} asks; "
+                      "the image features carry no visual meaning", stacklevel=2)
 
     jobs = [(entity, path) for entity in sorted(images) for path in images[entity]]
     sums: torch.Tensor | None = None  # (num_entities, dim), created once the dim is known
@@ -165,7 +183,8 @@ def encode_images(
     if sums is None:
         sums = torch.zeros((num_entities, _probe_dim(encoder)), dtype=torch.float64)
     vectors = (sums / counts.clamp(min=1).unsqueeze(1)).float()  # (num_entities, dim); absent rows stay 0
-    table = FeatureTable(vectors=vectors, present=present, source=source, num_unreadable_files=skipped)
+    table = FeatureTable(vectors=vectors, present=present, source=source, num_unreadable_files=skipped,
+                         weights=weights)
     return table, skipped
 
 
@@ -203,17 +222,27 @@ def _open_image(path: Path) -> Any | None:
         return None
 
 
-def _clip_encoder(model: str, pretrained: str | None, device: torch.device) -> ImageEncoder:
-    """Build an open_clip image encoder; `pretrained` may be a tag (needs network) or a checkpoint file."""
+def _clip_encoder(model: str, pretrained: str | None, device: torch.device) -> tuple[ImageEncoder, str]:
+    """Build an open_clip image encoder and return it with the weights it holds.
+
+    `require_pretrained` makes open_clip fail where it would otherwise fall back to random weights (a tag
+    it cannot fetch, a 'local-dir:' folder without a checkpoint); files are loaded strictly by open_clip.
+    """
     import open_clip  # heavy import, only when images are actually encoded
 
+    weights = _clip_weights(model, pretrained)
+    random_init = weights == RANDOM_WEIGHTS_NOTE
+    tag_or_file = None if random_init or model.startswith(_OPEN_CLIP_SCHEMAS) else pretrained
     try:
-        clip, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=pretrained, device=device)
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            model, pretrained=tag_or_file, load_weights=not random_init, require_pretrained=not random_init,
+            device=device,
+        )
     except (RuntimeError, OSError, ValueError) as exc:
         raise ValueError(
             f"could not load open_clip model {model!r} with pretrained={pretrained!r}: {_one_line(exc)}. "
-            "Offline, pass a checkpoint file as pretrained (and a config via open_clip.add_model_config "
-            "or a 'local-dir:' model)."
+            "Offline, pass a checkpoint file as features.image_pretrained (and a config via "
+            "open_clip.add_model_config or a 'local-dir:' features.image_model)."
         ) from exc
     clip.eval()
 
@@ -221,27 +250,58 @@ def _clip_encoder(model: str, pretrained: str | None, device: torch.device) -> I
         pixels = torch.stack([preprocess(img) for img in batch]).to(device)  # (batch, 3, H, W)
         return clip.encode_image(pixels).cpu()  # (batch, embed_dim)
 
-    return encode
+    return encode, weights
 
 
-def _vit_encoder(model: str, device: torch.device) -> ImageEncoder:
-    """Build a transformers image encoder.
+def _clip_weights(model: str, pretrained: str | None) -> str:
+    """Say which weights open_clip will load, or refuse: without any it silently builds a random model."""
+    if pretrained == RANDOM_WEIGHTS:
+        return RANDOM_WEIGHTS_NOTE
+    if model.startswith(_OPEN_CLIP_SCHEMAS):
+        if pretrained:
+            raise ValueError(
+                f"features.image_pretrained is {pretrained!r}, but features.image_model {model!r} brings its own "
+                f"weights and open_clip would ignore it; leave features.image_pretrained empty, {_OPT_IN}"
+            )
+        return model
+    if not pretrained:
+        raise ValueError(
+            f"features.image_pretrained is empty, so open_clip would encode the images with a randomly "
+            f"initialised {model!r}. Set features.image_pretrained to an open_clip pretrained tag of this "
+            f"architecture ({_clip_tags(model)}; downloaded once, then read from the Hugging Face cache) or to a "
+            f"local weights file (an open_clip checkpoint or state dict), {_OPT_IN}"
+        )
+    return pretrained
+
+
+def _clip_tags(model: str) -> str:
+    """The tags open_clip knows for `model`, so the error that needs one also offers them."""
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    return ", ".join(tags) if tags else "open_clip.list_pretrained() lists the known tags"
+
+
+def _vit_encoder(model: str, pretrained: str | None, device: torch.device) -> tuple[ImageEncoder, str]:
+    """Build a transformers image encoder and return it with the weights it holds.
 
     The pooled output is used only when the checkpoint actually contains pooler weights; otherwise
-    transformers would initialise the pooler randomly, so the CLS token state is used instead.
+    transformers would initialise the pooler randomly, so the CLS token state is used instead. Any other
+    parameter missing from the checkpoint would be random too, so that is refused.
     """
-    from transformers import AutoImageProcessor, AutoModel  # heavy import, only when images are encoded
-
-    try:
-        processor = AutoImageProcessor.from_pretrained(model)
-        vit, info = AutoModel.from_pretrained(model, output_loading_info=True)
-    except (OSError, ValueError) as exc:
+    random_init = _vit_random_opt_in(pretrained)
+    if not random_init:
+        _require_vit_weight_files(model)
+    processor, vit, missing = _load_vit(model, random_init)
+    unexplained = [key for key in missing if "pooler" not in key.split(".")]
+    if unexplained:
         raise ValueError(
-            f"could not load image model {model!r}: {_one_line(exc)}. Offline, pass a local folder holding the model "
-            "and its preprocessor_config.json."
-        ) from exc
+            f"the weights of features.image_model {model!r} leave {len(unexplained)} parameters of "
+            f"{type(vit).__name__} uninitialised (e.g. {unexplained[0]!r}), which transformers fills with random "
+            f"values; point features.image_model at a checkpoint of this architecture, {_OPT_IN}"
+        )
     vit.to(device).eval()
-    pooler_missing = any("pooler" in key.split(".") for key in info["missing_keys"])
+    pooler_missing = bool(missing)  # only pooler keys can be left here
 
     def encode(batch: list[Any]) -> torch.Tensor:
         pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)  # (batch, 3, H, W)
@@ -251,7 +311,49 @@ def _vit_encoder(model: str, device: torch.device) -> ImageEncoder:
             return pooled.cpu()  # (batch, hidden)
         return outputs.last_hidden_state[:, 0].cpu()  # (batch, hidden), CLS token
 
-    return encode
+    return encode, RANDOM_WEIGHTS_NOTE if random_init else model
+
+
+def _vit_random_opt_in(pretrained: str | None) -> bool:
+    """The vit backend reads weights from features.image_model, so features.image_pretrained may only ask for random."""
+    if pretrained and pretrained != RANDOM_WEIGHTS:
+        raise ValueError(
+            f"features.image_pretrained is {pretrained!r}, but the vit backend reads its weights from "
+            f"features.image_model; leave features.image_pretrained empty, {_OPT_IN}"
+        )
+    return pretrained == RANDOM_WEIGHTS
+
+
+def _require_vit_weight_files(model: str) -> None:
+    """A local folder holding only a config would otherwise fail deep in transformers or load nothing."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+
+    folder = Path(model)
+    names = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+    if folder.is_dir() and not any((folder / name).is_file() for name in names):
+        raise ValueError(
+            f"features.image_model {model!r} is a folder without weights (none of {', '.join(names)}), and "
+            f"features.image_pretrained does not opt in to random weights. Set features.image_model to a "
+            "folder written by save_pretrained (config, weights, preprocessor_config.json) or to a model id "
+            f"such as 'google/vit-base-patch16-224-in21k' (read from the Hugging Face cache offline), {_OPT_IN}"
+        )
+
+
+def _load_vit(model: str, random_init: bool) -> tuple[Any, torch.nn.Module, list[str]]:
+    """Processor, model and the parameter names the checkpoint lacked (none listed for random weights asked for)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel  # heavy import, only when encoding
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(model)
+        if random_init:
+            return processor, AutoModel.from_config(AutoConfig.from_pretrained(model)), []
+        vit, info = AutoModel.from_pretrained(model, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"could not load image model {model!r} (features.image_model): {_one_line(exc)}. Offline, pass a "
+            "local folder holding the model, its weights and its preprocessor_config.json."
+        ) from exc
+    return processor, vit, list(info["missing_keys"])
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,11 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from dhns.features.inputs import find_import_files  # noqa: F401  (where the stage looks for them)
 from dhns.features.store import FeatureTable
 
-# modality -> file-name suffix used by the community dumps
-_MODALITY_SUFFIX = {"image": "visual", "text": "textual"}
-_EXTENSIONS = (".pth", ".npy")
 
 
 def load_feature_file(path: Path, num_entities: int) -> FeatureTable:
@@ -58,20 +56,7 @@ def load_feature_file(path: Path, num_entities: int) -> FeatureTable:
             f"(first: row {first}, entity id {first})"
         )
     present = (vectors != 0).any(dim=1)  # (num_entities,)
-    return FeatureTable(vectors=vectors, present=present, source=f"import:{path.name}")
-
-
-def find_import_files(import_dir: Path, dataset: str) -> dict[str, Path]:
-    """Map each modality to ``{dataset}-visual.pth`` / ``{dataset}-textual.pth`` (or ``.npy``) when present."""
-    import_dir = Path(import_dir)
-    found: dict[str, Path] = {}
-    for modality, suffix in _MODALITY_SUFFIX.items():
-        for extension in _EXTENSIONS:
-            candidate = import_dir / f"{dataset}-{suffix}{extension}"
-            if candidate.is_file():
-                found[modality] = candidate
-                break
-    return found
+    return FeatureTable(vectors=vectors, present=present, source=f"import:{path.name}", weights=str(path))
 
 
 def _load_array(path: Path) -> object:

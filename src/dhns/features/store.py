@@ -8,8 +8,9 @@ columnar so a reader turns it into one tensor through numpy buffers, without tou
 * ``present`` bool, False where the entity has no data for this modality (its vector is all zeros);
 * ``vector``  fixed_size_list<float32>[dim], one embedding per entity.
 
-What produced the table (encoder name, imported file) and how many input files were skipped as
-unreadable travel in the schema's key-value metadata, so a table can be traced without a side file.
+What produced the table (encoder name, imported file), which weights the encoder ran with, and how
+many input files were skipped as unreadable travel in the schema's key-value metadata, so a table can be
+traced without a side file. Tables written before weights were recorded read back with ``weights == ""``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from dhns.io import atomic_file
 
 SOURCE_KEY = b"dhns.source"
+WEIGHTS_KEY = b"dhns.weights"
 UNREADABLE_KEY = b"dhns.num_unreadable_files"
 FORMAT_KEY = b"dhns.feature_format"
 FORMAT_VERSION = b"1"
@@ -41,8 +43,11 @@ class FeatureTable:
 
     vectors: torch.Tensor  # (num_entities, dim) float32, row i = entity id i
     present: torch.Tensor  # (num_entities,) bool, False = entity lacks this modality (row is zeros)
-    source: str  # what produced it: encoder name/path or imported file
+    source: str  # what produced it: the encoder ("open_clip:ViT-B-32", "transformers:minilm") or "import:<file>"
     num_unreadable_files: int = 0  # input files (e.g. broken images) skipped while building it
+    # which weights the encoder ran with: pretrained tag, weights file or folder, model id, the imported file,
+    # or "random (...)" when random weights were asked for; "" = not recorded (tables from before it was)
+    weights: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.vectors, torch.Tensor):
@@ -51,6 +56,8 @@ class FeatureTable:
             raise ValueError(f"FeatureTable.present must be a torch.Tensor, got {type(self.present).__name__}")
         if not isinstance(self.source, str):
             raise ValueError(f"FeatureTable.source must be a str, got {type(self.source).__name__}")
+        if not isinstance(self.weights, str):
+            raise ValueError(f"FeatureTable.weights must be a str, got {type(self.weights).__name__}")
         count = self.num_unreadable_files
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"FeatureTable.num_unreadable_files must be an int >= 0, got {count!r}")
@@ -110,6 +117,7 @@ def write_feature_table(path: str | Path, table: FeatureTable) -> None:
     arrow_table = pa.table(columns).replace_schema_metadata(
         {
             SOURCE_KEY: table.source.encode("utf-8"),
+            WEIGHTS_KEY: table.weights.encode("utf-8"),
             FORMAT_KEY: FORMAT_VERSION,
             UNREADABLE_KEY: str(table.num_unreadable_files).encode("ascii"),
         }
@@ -150,6 +158,7 @@ def read_feature_table(path: str | Path) -> FeatureTable:
         )
     metadata = arrow_table.schema.metadata or {}
     source = metadata.get(SOURCE_KEY, b"").decode("utf-8", errors="replace")
+    weights = metadata.get(WEIGHTS_KEY, b"").decode("utf-8", errors="replace")  # absent in older tables
     unreadable = metadata.get(UNREADABLE_KEY, b"0")
     if not unreadable.isdigit():
         raise ValueError(f"feature table {path}: metadata {UNREADABLE_KEY.decode()} is {unreadable!r}, expected a count")
@@ -159,6 +168,7 @@ def read_feature_table(path: str | Path) -> FeatureTable:
             present=torch.from_numpy(present),
             source=source,
             num_unreadable_files=int(unreadable),
+            weights=weights,
         )
     except ValueError as exc:
         raise ValueError(f"feature table {path} is invalid: {exc}") from exc

