@@ -12,11 +12,11 @@ the digest file is the same on every machine with the same inputs.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from dhns.config import FeaturesConfig
+from dhns.stage import file_md5 as file_digest
 
 IMPORT_SUFFIX = {"image": "visual", "text": "textual"}  # modality -> `{dataset}-{suffix}.pth` of the community dumps
 IMPORT_EXTENSIONS = (".pth", ".npy")
@@ -32,14 +32,6 @@ def find_import_files(import_dir: Path, dataset: str) -> dict[str, Path]:
                 found[modality] = candidate
                 break
     return found
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_digests(folder: Path) -> dict[str, str]:
