@@ -28,7 +28,7 @@ from dhns.models.interactions import Interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.host import seed_everything
-from dhns.training import train_step
+from dhns.training.kgc import train_step
 
 FORMS = ("before", "after")
 
@@ -67,7 +67,7 @@ class StepRunner:
         if case.gather_chunk:
             self.model.interaction.gather_chunk = case.gather_chunk
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.sampler = make_sampler("self_adversarial", triples, case.entities, case.relations, case.negatives)
+        self.sampler = make_sampler("uniform", triples, case.entities, case.relations, case.negatives)
         self.positives = triples[: case.batch]
         self.generator = generator
         self.precision = case.precision

@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 
 from dhns.diffusion.generator import build_generator, save_generator
-from dhns.checkpoint import Checkpointing
+from dhns.training.checkpoint import Checkpointing
 from dhns.diffusion.report import hardness_diagnostics
-from dhns.diffusion.training import train_generator
+from dhns.training.diffusion import train_generator
 from dhns.evaluation import build_filter_index
 from dhns.io import atomic_directory
 from dhns.live import StageCurves

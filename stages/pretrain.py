@@ -6,7 +6,7 @@ from dhns.config import load_params
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import KGCModel
 from dhns.pipeline import load_stage_inputs
-from dhns.training import run_kgc_stage
+from dhns.training.kgc import run_kgc_stage
 from dhns.sampling import make_sampler
 from dhns.stage import run_stage
 
@@ -19,7 +19,8 @@ def main() -> int:
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
     config = params.pretrain
-    sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, graph.train, graph.num_entities, graph.num_relations,
+                           config.num_negatives)
     logging.info("pretrain %s on %s (%s), modalities: structural + %s", params.model.name, graph.name, device,
                  ", ".join(model.entities.modalities) or "none")
     return run_kgc_stage("pretrain", inputs, model, sampler, config)

@@ -1,15 +1,16 @@
 """Stage train (NTAT): continue from the pretrained model with the chosen negatives (dhns: generated ones too)."""
 
+import dataclasses
 import logging
 from pathlib import Path
 
-from dhns.config import DHNS_SAMPLERS, load_params
+from dhns.config import load_params
 from dhns.diffusion.generator import load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import load_model
-from dhns.ntat import build_train_negatives, first_batch_breakdown
+from dhns.training.ntat import build_negatives, first_batch_breakdown
 from dhns.pipeline import load_stage_inputs
-from dhns.training import run_kgc_stage
+from dhns.training.kgc import run_kgc_stage
 from dhns.stage import run_stage
 
 
@@ -21,8 +22,8 @@ def main() -> int:
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
     model = load_model(Path("models/pretrain"), features, device)
-    generator = load_generator(Path("models/diffusion"), device) if config.sampler in DHNS_SAMPLERS else None
-    sampler, extra = build_train_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
+    generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
+    sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     breakdown = None
     if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training
         breakdown = first_batch_breakdown(model, sampler, extra, graph.train[: config.batch_size].to(device),
@@ -32,6 +33,7 @@ def main() -> int:
     def summary() -> dict:
         return {
             "sampler": config.sampler,
+            "negatives": dataclasses.asdict(config.negatives),  # the preset as resolved, with any axis overridden
             "hard_loss": config.hard_loss if extra is not None else "none",
             "generator_steps": extra.generator_steps if extra is not None else 0,
             **({"first_batch": breakdown} if breakdown is not None else {}),

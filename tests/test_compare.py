@@ -93,6 +93,15 @@ def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
         parse_arms("dhns hard")
 
 
+def test_an_arm_is_read_from_the_negative_settings_not_the_sampler_name():
+    """`-S train.corruption=bernoulli` on the dhns preset is the bernoulli_dhns arm; old cells hold the name only."""
+    overridden = from_mapping(Params, apply_scorer_settings(raw_params(sampler="dhns", corruption="bernoulli")))
+    assert arm_of(overridden.train.__dict__) == "bernoulli_dhns"
+    assert arm_of({"sampler": "bernoulli_dhns", "hard_loss": "per_view"}) == "bernoulli_dhns_per_view"  # a legacy cell
+    with pytest.raises(ValueError, match="no arm of the comparison"):
+        arm_of({"sampler": "dhns", "weighting": "uniform"})  # a valid scheme, but none of the arms
+
+
 def test_the_per_view_arm_trains_at_its_own_preset_mu():
     raw = raw_params(sampler="dhns", hard_loss="per_view")
     raw["scorers"]["transe"]["train"]["per_view"] = {"hard_loss_weight": 0.02}

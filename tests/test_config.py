@@ -80,7 +80,7 @@ def test_bad_hardness_level_entries_are_named_by_index(bad_level, message):
 
 
 def test_dhns_without_hardness_levels_is_rejected():
-    with pytest.raises(ValueError, match="dhns sampler needs at least one level"):
+    with pytest.raises(ValueError, match="generated negatives need at least one level"):
         from_mapping(Params, {"train": {"sampler": "dhns", "hardness_levels": []}})
 
 

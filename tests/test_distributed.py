@@ -11,14 +11,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dhns.checkpoint import Checkpointing
+from dhns.training.checkpoint import Checkpointing
 from dhns.config import ModelConfig, PretrainConfig
 from dhns.distributed import Parallel, shard
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.sampling.negatives import Negatives
-from dhns.training import train_kgc
+from dhns.training.kgc import train_kgc
 from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
 
 

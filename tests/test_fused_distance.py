@@ -13,8 +13,8 @@ from dhns.models import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.step import precision_context
-from dhns.training import batch_loss, negative_weights, sigmoid_loss
+from dhns.training.step import precision_context
+from dhns.training.kgc import batch_loss, negative_weights, sigmoid_loss
 
 DISTANCE_SCORERS = ["transe", "rotate"]
 MARGIN = 3.0
@@ -172,7 +172,7 @@ def test_training_loss_and_model_gradients_match_the_plain_form(name, with_text,
     precision the stages use (bf16 autocast in the train stage)."""
     model, triples = small_model(name, with_text)
     model.interaction.gather_chunk = per_thread_chunk(3, 8, model.interaction.entity_width)
-    sampler = make_sampler("self_adversarial", triples, model.num_entities, model.num_relations, 8)
+    sampler = make_sampler("uniform", triples, model.num_entities, model.num_relations, 8)
     positives = triples[:10]
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     with precision_context(precision, torch.device("cpu")):

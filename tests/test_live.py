@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from dhns.checkpoint import Checkpointing
+from dhns.training.checkpoint import Checkpointing
 from dhns.live import StageCurves
 from stage_project import REPO, write_stage_project
 

@@ -16,9 +16,9 @@ from dhns.config import HardnessLevel, ModelConfig, TrainConfig
 from dhns.diffusion.generator import build_generator
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
-from dhns.ntat import HardNegativeObjective, per_view_hard_loss, reference_hard_loss
+from dhns.training.ntat import HardNegativeObjective, per_view_hard_loss, reference_hard_loss
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc
+from dhns.training.kgc import train_kgc
 
 
 def log_sigmoid(x: float) -> float:
@@ -258,7 +258,7 @@ def test_generator_steps_once_per_batch_only_when_joint(joint):
     config = TrainConfig(sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2, patience=0,
                          hardness_levels=levels, hard_loss_weight=0.5, joint_generator=joint)
     objective = HardNegativeObjective(generator, levels, config.hard_loss_weight, joint, 1e-2)
-    sampler = make_sampler(config.sampler, triples, num_entities, 2, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
     train_kgc(model, triples, triples, build_filter_index(triples, num_entities), sampler, config, extra=objective)
     batches_per_epoch = math.ceil(len(triples) / config.batch_size)
     assert objective.generator_steps == (2 * batches_per_epoch if joint else 0)

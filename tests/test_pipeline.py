@@ -108,7 +108,7 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert status(project) == {"feature_inputs": ["always changed"]}  # it digests the files params name
 
     # a library module changed: exactly the stages whose code imports it are stale, none of the others
-    step = project / "src" / "dhns" / "step.py"
+    step = project / "src" / "dhns" / "training" / "step.py"
     original = step.read_text()
     step.write_text(original.replace("max_grad_norm: float = 0.0", "max_grad_norm: float = 1.0", 1))
     assert set(status(project)) == {"feature_inputs", "pretrain", "diffusion", "train"}

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from dhns.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
+from dhns.training.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
 from dhns.config import DiffusionConfig, HardnessLevel, ModelConfig, PretrainConfig, TrainConfig
 from dhns.diffusion.generator import build_generator
-from dhns.diffusion.training import train_generator
+from dhns.training.diffusion import train_generator
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
-from dhns.ntat import HardNegativeObjective
+from dhns.training.ntat import HardNegativeObjective
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc, train_step
+from dhns.training.kgc import train_kgc, train_step
 from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
 
 
@@ -36,7 +36,7 @@ def fit(model: KGCModel, config: PretrainConfig, checkpointing: Checkpointing | 
         if stop_after is not None and record["epoch"] == stop_after:
             raise KeyboardInterrupt
 
-    sampler = make_sampler(config.sampler, triples, NUM_ENTITIES, NUM_RELATIONS, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, triples, NUM_ENTITIES, NUM_RELATIONS, config.num_negatives)
     return train_kgc(model, triples, triples[:6], build_filter_index(triples, NUM_ENTITIES), sampler, config,
                      seed=3, extra=extra, stage=stage, checkpointing=checkpointing, on_epoch=interrupt)
 
@@ -269,7 +269,7 @@ def test_sigkilled_pretrain_stage_resumes_to_identical_outputs(tmp_path: Path) -
 
 
 def test_fingerprint_tells_runs_apart_and_takes_any_tensor() -> None:
-    from dhns.checkpoint import fingerprint
+    from dhns.training.checkpoint import fingerprint
 
     base = fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
                        torch.ones(2, dtype=torch.bfloat16))  # 0-dim and 2-byte tensors, as in optimizer states

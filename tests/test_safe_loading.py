@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from dhns.checkpoint import Checkpointing
+from dhns.training.checkpoint import Checkpointing
 from dhns.features.importing import find_import_files, load_feature_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +244,7 @@ def test_checkpoint_load_ignores_a_code_running_pickle(
     tmp_path: Path, unsafe_default: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     checkpointing, marker = save_checkpoint_payload(tmp_path, "run-key")
-    with caplog.at_level(logging.WARNING, logger="dhns.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="dhns.training.checkpoint"):
         assert checkpointing.load("run-key") is None
     assert not marker.exists(), "Checkpointing.load unpickled code from the checkpoint"
     assert f"ignoring unreadable checkpoint {checkpointing.path}" in caplog.text

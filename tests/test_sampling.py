@@ -48,9 +48,9 @@ def test_uniform_sides_are_balanced():
     assert abs(negatives.corrupt_tail.float().mean().item() - 0.5) < 0.03
 
 
-def test_unknown_sampler_lists_valid_names():
-    with pytest.raises(ValueError, match="uniform, bernoulli, self_adversarial, bernoulli_self_adversarial, dhns"):
-        make_sampler("hard", torch.tensor([[0, 0, 1]]), 2, 1, 1)
+def test_unknown_corruption_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown corruption 'self_adversarial'; valid: uniform, bernoulli"):
+        make_sampler("self_adversarial", torch.tensor([[0, 0, 1]]), 2, 1, 1)  # a preset, not a corruption rule
 
 
 @pytest.mark.parametrize("count", [0, 1, 40, 5000])
@@ -93,7 +93,7 @@ def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(
 
 def first_step_of(monkeypatch, config) -> dict:
     """The sampler class and temperature train_kgc hands its first step, for `config.sampler` on a tiny graph."""
-    from dhns import training
+    from dhns.training import kgc as training
     from dhns.config import ModelConfig
     from dhns.models.kgc import KGCModel
 
@@ -107,5 +107,34 @@ def first_step_of(monkeypatch, config) -> dict:
     triples = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3]])
     with pytest.raises(StopIteration):
         training.train_kgc(KGCModel(ModelConfig(embedding_dim=4), 4, 2), triples, triples, None,
-                           make_sampler(config.sampler, triples, 4, 2, 2), config)
+                           make_sampler(config.negatives.corruption, triples, 4, 2, 2), config)
     return seen
+
+
+@pytest.mark.parametrize("settings, sides, temperature", [
+    ({"sampler": "self_adversarial", "weighting": "uniform"}, UniformSampler, None),
+    ({"sampler": "uniform", "corruption": "bernoulli", "weighting": "self_adversarial"}, BernoulliSampler, 0.7),
+    ({"sampler": "dhns", "corruption": "bernoulli"}, BernoulliSampler, 0.7),
+    ({"sampler": "dhns", "weighting": "uniform"}, UniformSampler, None),
+])
+def test_each_axis_set_in_params_overrides_the_sampler_preset(monkeypatch, settings, sides, temperature):
+    """Corruption, weighting and generated negatives are independent settings; a preset only fills the unset ones."""
+    from dhns.config import TrainConfig
+
+    config = TrainConfig(**settings, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": temperature}
+    assert config.negatives.uses_generator == (settings["sampler"] == "dhns")
+
+
+def test_presets_name_distinct_schemes_and_generated_negatives_are_train_only():
+    from dhns.config import SAMPLER_NAMES, SAMPLER_PRESETS, PretrainConfig, TrainConfig
+
+    assert len(set(SAMPLER_PRESETS.values())) == len(SAMPLER_PRESETS)
+    assert set(SAMPLER_NAMES) == {"uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial"}
+    assert TrainConfig(sampler="uniform", generated_negatives="dhns").negatives.uses_generator
+    assert not TrainConfig(sampler="dhns", generated_negatives="none").negatives.uses_generator
+    with pytest.raises(ValueError, match="pretrain.sampler: 'dhns' is not one of"):
+        PretrainConfig(sampler="dhns")
+    with pytest.raises(ValueError, match="train.corruption: 'sideways' is not one of"):
+        TrainConfig(corruption="sideways")
+

@@ -9,7 +9,7 @@ from dhns.config import ModelConfig, PretrainConfig
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.training import negative_weights, sigmoid_loss, train_kgc
+from dhns.training.kgc import negative_weights, sigmoid_loss, train_kgc
 
 
 def test_sigmoid_loss_by_hand():
@@ -58,7 +58,7 @@ def test_every_scorer_learns_a_functional_graph(name):
     model = KGCModel(ModelConfig(name=name, embedding_dim=32, margin=margin), num_entities, num_relations)
     config = PretrainConfig(sampler="self_adversarial", num_negatives=16, batch_size=40, kgc_lr=0.02,
                             num_epochs=150, eval_every=50, patience=0)
-    sampler = make_sampler(config.sampler, triples, num_entities, num_relations, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, triples, num_entities, num_relations, config.num_negatives)
     index = build_filter_index(triples, num_entities)
     train_kgc(model, triples, triples, index, sampler, config, seed=0)
     metrics = evaluate_link_prediction(model, triples, index)
@@ -81,7 +81,7 @@ def test_training_is_deterministic_for_a_seed():
     def run() -> dict:
         torch.manual_seed(0)
         model = KGCModel(ModelConfig(name="rotate", embedding_dim=8), 20, 2)
-        sampler = make_sampler(config.sampler, triples, 20, 2, config.num_negatives)
+        sampler = make_sampler(config.negatives.corruption, triples, 20, 2, config.num_negatives)
         return train_kgc(model, triples, triples, build_filter_index(triples, 20), sampler, config, seed=3).history
 
     first, second = run(), run()
@@ -104,7 +104,7 @@ def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_thread
     def run() -> dict:
         seed_everything(0)
         model = KGCModel(ModelConfig(name="transe", embedding_dim=64), num_entities, num_relations, features)
-        sampler = make_sampler(config.sampler, triples, num_entities, num_relations, config.num_negatives)
+        sampler = make_sampler(config.negatives.corruption, triples, num_entities, num_relations, config.num_negatives)
         train_kgc(model, triples, triples[:200], build_filter_index(triples, num_entities), sampler, config, seed=0)
         return model.state_dict()
 
@@ -113,7 +113,7 @@ def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_thread
 
 
 def test_precision_context_switches_matmuls_only_inside_the_step():
-    from dhns.step import precision_context
+    from dhns.training.step import precision_context
 
     layer, x = torch.nn.Linear(4, 4), torch.randn(2, 4)
     with precision_context("bf16", torch.device("cpu")):
@@ -138,7 +138,7 @@ def test_bf16_training_matches_fp32_within_noise():
         model = KGCModel(ModelConfig(name="distmult", embedding_dim=16, margin=0.0), num_entities, 2, {"text": text})
         config = PretrainConfig(sampler="self_adversarial", num_negatives=8, batch_size=12, kgc_lr=0.05,
                                 num_epochs=60, eval_every=60, patience=0, precision=precision)
-        sampler = make_sampler(config.sampler, triples, num_entities, 2, config.num_negatives)
+        sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
         index = build_filter_index(triples, num_entities)
         result = train_kgc(model, triples, triples, index, sampler, config, seed=0)
         results[precision] = (evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"],
@@ -151,7 +151,7 @@ def test_bf16_training_matches_fp32_within_noise():
 
 def scripted_validation(monkeypatch, mrrs):
     """Replace validation inside train_kgc by a stub returning `mrrs` in turn (then ever lower values)."""
-    import dhns.training
+    import dhns.training.kgc
 
     calls = []
 
@@ -160,7 +160,7 @@ def scripted_validation(monkeypatch, mrrs):
         calls.append(value)
         return {"both": {"realistic": {"mrr": value, "hits_at_10": value}}}
 
-    monkeypatch.setattr(dhns.training, "evaluate_link_prediction", evaluate)
+    monkeypatch.setattr(dhns.training.kgc, "evaluate_link_prediction", evaluate)
     return calls
 
 
@@ -169,7 +169,7 @@ def train_with_snapshots(config):
     torch.manual_seed(0)
     triples = functional_graph(10, 1)
     model = KGCModel(ModelConfig(name="transe", embedding_dim=8), 20, 1)
-    sampler = make_sampler(config.sampler, triples, 20, 1, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, triples, 20, 1, config.num_negatives)
     snapshots = {}
 
     def on_epoch(record):
@@ -220,7 +220,7 @@ def test_patience_zero_never_stops_early(monkeypatch):
 def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
     """auto follows the device: emulated bf16 (AVX2-only CPUs) was 38x slower than fp32, so it means fp32 there."""
     import dhns.host as host
-    from dhns.step import precision_context
+    from dhns.training.step import precision_context
 
     for native_bf16, expected in ((True, "bf16"), (False, "fp32")):
         host.has_native_bf16.cache_clear()

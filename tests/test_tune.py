@@ -73,7 +73,7 @@ def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "train.jsonl"
     built = []  # every cell with a DHNS sampler, Bernoulli-sided too, trains with the generator's negatives
-    import dhns.ntat as ntat  # the one builder tune shares with the train stage
+    import dhns.training.ntat as ntat  # the one builder tune shares with the train stage
 
     real_objective = ntat.HardNegativeObjective
     monkeypatch.setattr(ntat, "HardNegativeObjective", lambda *a, **k: built.append(k["hard_loss"]) or real_objective(*a, **k))

@@ -18,16 +18,59 @@ import yaml
 T = TypeVar("T")
 
 MODEL_NAMES = ("transe", "distmult", "rotate")
-SAMPLER_NAMES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
-DHNS_SAMPLERS = ("dhns", "bernoulli_dhns")  # generated negatives on top of uniform (the reference) or Bernoulli sides
-TRAIN_SAMPLER_NAMES = SAMPLER_NAMES + DHNS_SAMPLERS
+CORRUPTIONS = ("uniform", "bernoulli")  # which side a negative replaces: 50/50 (Bordes 2013) | per relation (Wang 2014)
+WEIGHTINGS = ("uniform", "self_adversarial")  # how the loss weighs negatives: mean | softmax of their scores (Sun 2019)
+GENERATED_NEGATIVES = ("none", "dhns")  # negatives added by a generator: none | DiffHEG's hierarchical ones (NTAT)
+FROM_SAMPLER = ""  # an axis left "" takes the sampler preset's value
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
-PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training)
+PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training.kgc)
 REGULARIZERS = ("l2", "n3")
 HARD_LOSS_FORMS = ("reference", "per_view")
 IMAGE_BACKENDS = ("clip", "vit")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+@dataclasses.dataclass(frozen=True)
+class NegativeScheme:
+    """What a training stage's negatives are, one independent decision per field (PyKEEN keeps the
+    corruption, the weighting and the loss apart in the same way)."""
+
+    corruption: str  # CORRUPTIONS
+    weighting: str  # WEIGHTINGS
+    generated: str = "none"  # GENERATED_NEGATIVES
+
+    @property
+    def self_adversarial(self) -> bool:
+        return self.weighting == "self_adversarial"
+
+    @property
+    def uses_generator(self) -> bool:
+        return self.generated != "none"
+
+
+SAMPLER_PRESETS: dict[str, NegativeScheme] = {  # the names the comparison's arms and earlier runs use
+    "uniform": NegativeScheme("uniform", "uniform"),
+    "bernoulli": NegativeScheme("bernoulli", "uniform"),
+    "self_adversarial": NegativeScheme("uniform", "self_adversarial"),
+    "bernoulli_self_adversarial": NegativeScheme("bernoulli", "self_adversarial"),
+    "dhns": NegativeScheme("uniform", "self_adversarial", "dhns"),  # the reference: its base loss is self-adversarial
+    "bernoulli_dhns": NegativeScheme("bernoulli", "self_adversarial", "dhns"),  # the same on Bernoulli's sides
+}
+SAMPLER_NAMES = tuple(name for name, scheme in SAMPLER_PRESETS.items() if not scheme.uses_generator)
+TRAIN_SAMPLER_NAMES = tuple(SAMPLER_PRESETS)
+
+
+def negative_scheme(sampler: str, corruption: str = FROM_SAMPLER, weighting: str = FROM_SAMPLER,
+                    generated: str = FROM_SAMPLER) -> NegativeScheme:
+    """The preset `sampler` with each axis that is set ("" = the preset's) in its place."""
+    preset = SAMPLER_PRESETS[sampler]
+    return NegativeScheme(corruption or preset.corruption, weighting or preset.weighting, generated or preset.generated)
+
+
+def preset_of(scheme: NegativeScheme) -> str | None:
+    """The preset name that means exactly `scheme`, if one does."""
+    return next((name for name, preset in SAMPLER_PRESETS.items() if preset == scheme), None)
 
 
 def _check_choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -96,9 +139,11 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    sampler: str = "self_adversarial"  # uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
+    sampler: str = "self_adversarial"  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
+    corruption: str = FROM_SAMPLER  # uniform | bernoulli; "" = the sampler's
+    weighting: str = FROM_SAMPLER  # uniform | self_adversarial; "" = the sampler's
     num_negatives: int = 64
-    adversarial_temperature: float = 1.0  # only for the self-adversarial samplers (and dhns's base loss)
+    adversarial_temperature: float = 1.0  # only where the weighting is self_adversarial
     batch_size: int = 1024
     kgc_lr: float = 0.005
     regularization: float = 0.0  # weight of `regularizer` on the embeddings a batch touches
@@ -115,8 +160,19 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
 
+    @property
+    def negatives(self) -> NegativeScheme:
+        """The one place a stage's negative settings are decoded: the sampler preset with its axes overridden."""
+        return negative_scheme(self.sampler, self.corruption, self.weighting)
+
+    def loss_temperature(self) -> float | None:
+        """The self-adversarial temperature, or None where the loss weighs negatives uniformly."""
+        return self.adversarial_temperature if self.negatives.self_adversarial else None
+
     def _check_common(self, section: str, samplers: tuple[str, ...]) -> None:
         _check_choice(section, "sampler", self.sampler, samplers)
+        _check_choice(section, "corruption", self.corruption, (FROM_SAMPLER,) + CORRUPTIONS)
+        _check_choice(section, "weighting", self.weighting, (FROM_SAMPLER,) + WEIGHTINGS)
         _check_choice(section, "precision", self.precision, PRECISIONS)
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
@@ -152,6 +208,7 @@ class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
     sampler: str = "dhns"  # a pretrain sampler, or dhns / bernoulli_dhns (self-adversarial base + generated negatives)
+    generated_negatives: str = FROM_SAMPLER  # none | dhns; "" = the sampler's
     num_epochs: int = 5
     eval_every: int = 1
     patience: int = 2
@@ -166,13 +223,18 @@ class TrainConfig(PretrainConfig):
 
     def __post_init__(self) -> None:
         self._check_common("train", TRAIN_SAMPLER_NAMES)
+        _check_choice("train", "generated_negatives", self.generated_negatives, (FROM_SAMPLER,) + GENERATED_NEGATIVES)
         _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
         _check_positive("train", "distmult_hard_margin", self.distmult_hard_margin, allow_zero=True)
         _check_choice("train", "hard_loss", self.hard_loss, HARD_LOSS_FORMS)
         _check_positive("train", "generator_lr", self.generator_lr)
         _check_choice("train", "diffusion_loss", self.diffusion_loss, DIFFUSION_LOSSES)
-        if self.sampler in DHNS_SAMPLERS and not self.hardness_levels:
-            raise ValueError(f"params train.hardness_levels: the {self.sampler} sampler needs at least one level")
+        if self.negatives.uses_generator and not self.hardness_levels:
+            raise ValueError("params train.hardness_levels: generated negatives need at least one level")
+
+    @property
+    def negatives(self) -> NegativeScheme:
+        return negative_scheme(self.sampler, self.corruption, self.weighting, self.generated_negatives)
 
 
 @dataclasses.dataclass(frozen=True)

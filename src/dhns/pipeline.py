@@ -1,6 +1,6 @@
 """What every modelling stage starts from: params, the seeded device, the graph and its features.
 
-Kept apart from the training loop (`dhns.training.run_kgc_stage`), so the stages that only load a model
+Kept apart from the training loop (`dhns.training.kgc.run_kgc_stage`), so the stages that only load a model
 (diffusion, evaluate) do not depend on it."""
 
 from __future__ import annotations

@@ -30,17 +30,16 @@ from typing import Any, Iterator, Sequence
 import torch
 import yaml
 
-from dhns.config import DHNS_SAMPLERS, Params, apply_scorer_settings, from_mapping
+from dhns.config import Params, apply_scorer_settings, from_mapping
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
 from dhns.diffusion.generator import load_generator
 from dhns.models.kgc import KGCModel, load_model
-from dhns.ntat import build_train_negatives
+from dhns.training.ntat import build_negatives
 from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
-from dhns.sampling import make_sampler
 from dhns.host import resolve_device, seed_everything
-from dhns.training import train_kgc
+from dhns.training.kgc import train_kgc
 
 log = logging.getLogger("dhns.tune")
 
@@ -90,7 +89,7 @@ def starting_point(stage: str, params: Params, graph, features, device: torch.de
     if model.config.name != params.model.name:
         raise SystemExit(f"tune: models/pretrain holds a {model.config.name} model, not {params.model.name}; "
                          f"run `dvc exp run -S model.name={params.model.name} diffusion` first")
-    generator = load_generator(Path("models/diffusion"), device) if params.train.sampler in DHNS_SAMPLERS else None
+    generator = load_generator(Path("models/diffusion"), device) if params.train.negatives.uses_generator else None
     return model, generator
 
 
@@ -98,12 +97,8 @@ def run_cell(stage: str, params: Params, graph, features, device: torch.device) 
     """One cell of the stage's training; returns what the results file records."""
     seed_everything(params.seed)
     model, generator = starting_point(stage, params, graph, features, device)
-    if stage == "pretrain":
-        config, extra = params.pretrain, None
-        sampler = make_sampler(config.sampler, graph.train, graph.num_entities, graph.num_relations, config.num_negatives)
-    else:  # exactly what the train stage builds from the same settings
-        config = params.train
-        sampler, extra = build_train_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
+    config = params.pretrain if stage == "pretrain" else params.train  # exactly what the stages build from them
+    sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     started = time.perf_counter()
     result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,

@@ -18,11 +18,11 @@ from dhns.diffusion.generator import (
     side_conditions,
 )
 from dhns.diffusion.report import hardness_report
-from dhns.diffusion.training import generator_step, train_generator
+from dhns.training.diffusion import generator_step, train_generator
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.training import train_kgc
+from dhns.training.kgc import train_kgc
 
 
 def toy_graph(num_sources: int = 16, num_relations: int = 2) -> tuple[torch.Tensor, int]:
@@ -48,7 +48,7 @@ def pretrained_model(name: str, with_text: bool = True) -> tuple[KGCModel, torch
         features = {"text": (torch.randn(num_entities, 6) * present[:, None], present)}
     model = KGCModel(ModelConfig(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features)
     config = PretrainConfig(num_negatives=8, batch_size=32, kgc_lr=0.02, num_epochs=60, eval_every=60, patience=0)
-    sampler = make_sampler(config.sampler, triples, num_entities, 2, config.num_negatives)
+    sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
     train_kgc(model, triples, triples, build_filter_index(triples, num_entities), sampler, config)
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -6,9 +6,9 @@ The defaults are the reference ("anchor") config: DistMult + DHNS on MKG-Y, dim 
 stand-ins of the given widths for every entity (timing does not depend on their values).
 
 What is timed, always through the library's own step functions (no copy of a training loop):
-- pretrain: `dhns.training.train_step` with the self-adversarial sampler;
-- diffusion: `dhns.diffusion.training.generator_step` on the frozen model;
-- train: `train_step` with the dhns sampler and `dhns.ntat.HardNegativeObjective` (the reverse chains);
+- pretrain: `dhns.training.kgc.train_step` with the self-adversarial sampler;
+- diffusion: `dhns.training.diffusion.generator_step` on the frozen model;
+- train: `train_step` with the dhns sampler and `dhns.training.ntat.HardNegativeObjective` (the reverse chains);
 - generation: `HierarchicalGenerator.generate` alone on the same batches, for the denoiser's FLOP/s;
 - evaluation (`--eval`): `evaluate_link_prediction` on the test split, both sides, filtered by all splits.
 With `--batches N` only N batches are timed and the epoch is extrapolated from seconds per triple; the

@@ -1,6 +1,6 @@
 """Our side of the peer comparison: the pretrain stage's step and our filtered evaluation, timed as the bench does.
 
-Training goes through `stages.kgc_phase` (`dhns.training.train_step`, the self_adversarial sampler, Adam),
+Training goes through `stages.kgc_phase` (`dhns.training.kgc.train_step`, the self_adversarial sampler, Adam),
 the same function the bench's pretrain figure comes from, on a structural model built by
 `stages.build_model` without modality features.
 """
@@ -15,6 +15,7 @@ from dhns.bench.config import BenchConfig
 from dhns.bench.peers import EvaluationRun, PeerConfig, StructuralWeights, TrainingRun
 from dhns.bench.stages import build_model, kgc_phase
 from dhns.bench.timing import synchronize
+from dhns.config import PretrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
@@ -46,8 +47,8 @@ class OurSide:
         """One pass over `stream`, after `warmup` untimed batches; the sampler filters against all of train."""
         bench_config = self.bench_config(model)
         kgc = build_model(bench_config, self.graph, self.device)
-        timing = kgc_phase(bench_config, kgc, self.train_triples, "self_adversarial", self.config.lr, None,
-                           timed=stream.to(self.device))
+        stage = PretrainConfig(sampler="self_adversarial", kgc_lr=self.config.lr, regularization=0.0)
+        timing = kgc_phase(bench_config, kgc, self.train_triples, stage, None, timed=stream.to(self.device))
         self.trained[model] = kgc
         return TrainingRun(seconds=timing["measured_seconds"], triples=timing["measured_triples"],
                            batches=timing["measured_batches"], mean_loss=timing["mean_loss"])

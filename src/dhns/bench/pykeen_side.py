@@ -45,7 +45,7 @@ class PyKEENSide:
             f"pykeen: evaluates chunks of at most {EVAL_BROADCAST_BYTES >> 30} GiB per (queries x entities x width) "
             "broadcast, fewer queries than --eval-batch-size (at 256 its RotatE ran 24 GiB out of memory)",
             "pykeen: Adam is torch's default (multi-tensor) form, as a PyKEEN user gets it; ours is fused "
-            "(torch.optim.Adam(fused=True), dhns.training.adam)",
+            "(torch.optim.Adam(fused=True), dhns.training.kgc.adam)",
             "both sides train with glibc keeping freed memory (as our loops do; PyKEEN's step is faster so too); "
             "PyKEEN evaluates under glibc's defaults (the kept heap grew its evaluation from 3.0 to 8.6 GB)")
         self.config = config

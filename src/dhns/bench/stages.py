@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Sequence
 
@@ -14,13 +15,12 @@ from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
 from dhns.config import DiffusionConfig, ModelConfig, PretrainConfig, TrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
-from dhns.diffusion.training import generator_step
+from dhns.training.diffusion import generator_step
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
-from dhns.ntat import HardNegativeObjective
-from dhns.sampling import make_sampler
-from dhns.step import adam, precision_context
-from dhns.training import ADVERSARIAL_SAMPLERS, train_step
+from dhns.training.ntat import build_negatives
+from dhns.training.step import adam, precision_context
+from dhns.training.kgc import train_step
 
 Tensor = torch.Tensor
 
@@ -38,32 +38,37 @@ def make_generator(model: KGCModel, num_steps: int) -> HierarchicalGenerator:
     return build_generator(model, num_steps, defaults.beta_start, defaults.beta_end, defaults.hidden_multiplier)
 
 
-def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, sampler_name: str, lr: float,
-              batches: int | None, extra: HardNegativeObjective | None = None,
-              timed: Tensor | None = None) -> dict[str, Any]:
-    """Time `train_step` with a fresh sampler and Adam; the sampler's construction is timed apart.
+def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, stage: PretrainConfig, batches: int | None,
+              generator: HierarchicalGenerator | None = None, timed: Tensor | None = None) -> dict[str, Any]:
+    """Time `train_step` with the negatives the stage's settings build and Adam; building them is timed apart.
 
-    The sampler knows `train` (its false-negative filter); the batches walk `timed`, by default `train`
-    too; the peer comparison passes the stream of triples it also gives the peer.
+    The negatives come from the train stage's own builder (`build_negatives`), with the bench's number of
+    negatives. The sampler knows `train` (its false-negative filter); the batches walk `timed`, by default
+    `train` too; the peer comparison passes the stream of triples it also gives the peer.
     """
     device = model.device
+    stage = dataclasses.replace(stage, num_negatives=config.num_negatives)
     began = time.perf_counter()
-    sampler = make_sampler(sampler_name, train, model.num_entities, model.num_relations, config.num_negatives)
+    sampler, extra = build_negatives(stage, train, model.num_entities, model.num_relations, generator)
     sampler.to(device)
     synchronize(device)
     setup = time.perf_counter() - began
-    optimizer = adam(model.parameters(), lr)
-    temperature = PretrainConfig().adversarial_temperature if sampler_name in ADVERSARIAL_SAMPLERS else None
-    regularization = PretrainConfig().regularization
+    optimizer = adam(model.parameters(), stage.kgc_lr)
     model.train()
 
     def step(batch: Tensor, rng: torch.Generator) -> Tensor:
-        return train_step(model, optimizer, sampler, batch, rng, temperature, regularization, extra,
-                          precision=config.precision)
+        return train_step(model, optimizer, sampler, batch, rng, stage.loss_temperature(), stage.regularization, extra,
+                          precision=config.precision, regularizer=stage.regularizer)
 
     walked = train if timed is None else timed
     timing = time_epoch(step, walked, config.batch_size, batches, config.warmup, device, config.seed)
-    return {**timing, "sampler": sampler_name, "sampler_setup_seconds": setup}
+    steps = {"hardness_steps": list(extra.steps)} if extra is not None else {}
+    return {**timing, "sampler": stage.sampler, "sampler_setup_seconds": setup, **steps}
+
+
+def dhns_settings(num_steps: int) -> TrainConfig:
+    """The train stage's defaults (the dhns sampler, mu, learning rate) with the reference's levels for T."""
+    return TrainConfig(hardness_levels=hardness_levels_for(num_steps))
 
 
 def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
@@ -74,8 +79,7 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
     results["model_parameters"] = sum(p.numel() for p in model.parameters())
     if "pretrain" in config.stages:
         reset_peaks(device)
-        results["pretrain"] = kgc_phase(config, model, train, "self_adversarial", PretrainConfig().kgc_lr,
-                                        config.batches) | memory_peaks(device)
+        results["pretrain"] = kgc_phase(config, model, train, PretrainConfig(), config.batches) | memory_peaks(device)
     if not {"diffusion", "train"} & set(config.stages):
         return results
     diffusion = DiffusionConfig()  # schedule ends, learning rate, loss and width; T comes from the bench config
@@ -103,14 +107,10 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     if "train" in config.stages:
-        train_config = TrainConfig()
-        objective = HardNegativeObjective(generator, hardness_levels_for(config.diffusion_steps),
-                                          train_config.hard_loss_weight)
         reset_peaks(device)
-        results["train"] = kgc_phase(config, model, train, "dhns", train_config.kgc_lr, config.batches,
-                                     objective) | memory_peaks(device)
-        results["train"]["hardness_steps"] = list(objective.steps)
-        results["generation"] = time_generation(config, generator, model, train, objective.steps)
+        results["train"] = kgc_phase(config, model, train, dhns_settings(config.diffusion_steps), config.batches,
+                                     generator) | memory_peaks(device)
+        results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"])
     return results
 
 

@@ -10,11 +10,10 @@ from typing import Any, Sequence
 import torch
 
 from dhns.bench.config import BenchConfig
-from dhns.bench.inputs import hardness_levels_for, synthetic_graph
-from dhns.bench.stages import build_model, kgc_phase, make_generator
+from dhns.bench.inputs import synthetic_graph
+from dhns.bench.stages import build_model, dhns_settings, kgc_phase, make_generator
 from dhns.bench.timing import memory_peaks, reset_peaks
-from dhns.config import PretrainConfig, TrainConfig
-from dhns.ntat import HardNegativeObjective
+from dhns.config import PretrainConfig
 
 LINEARITY_TOLERANCE = 1.5  # max / min seconds per 1k triples over the sweep still called linear
 
@@ -27,7 +26,7 @@ def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
         model = build_model(config, graph, device)
         train = graph.train.to(device)
         reset_peaks(device)
-        pretrain = kgc_phase(config, model, train, "self_adversarial", PretrainConfig().kgc_lr, config.sweep_batches)
+        pretrain = kgc_phase(config, model, train, PretrainConfig(), config.sweep_batches)
         row = {"triples": size, "entities": graph.num_entities, "relations": graph.num_relations,
                "batches_per_epoch": pretrain["batches_per_epoch"], "measured_batches": pretrain["measured_batches"],
                "extrapolated": pretrain["extrapolated"], "sampler_setup_seconds": pretrain["sampler_setup_seconds"],
@@ -35,9 +34,7 @@ def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
                "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
         if config.sweep_dhns:
             generator = make_generator(model, config.diffusion_steps)
-            objective = HardNegativeObjective(generator, hardness_levels_for(config.diffusion_steps),
-                                              TrainConfig().hard_loss_weight)
-            dhns = kgc_phase(config, model, train, "dhns", TrainConfig().kgc_lr, config.sweep_batches, objective)
+            dhns = kgc_phase(config, model, train, dhns_settings(config.diffusion_steps), config.sweep_batches, generator)
             row.update(dhns_seconds_per_epoch=dhns["seconds_per_epoch"],
                        dhns_seconds_per_1k_triples=1000 * dhns["seconds_per_epoch"] / size)
         rows.append(row | memory_peaks(device))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from dhns.config import negative_scheme, preset_of
+
 ARMS: dict[str, dict[str, str]] = {
     "uniform": {"train.sampler": "uniform", "train.hard_loss": "reference"},
     "bernoulli": {"train.sampler": "bernoulli", "train.hard_loss": "reference"},
@@ -31,11 +33,19 @@ OWN_BASE = {  # the classic sampler whose negatives and weights a DHNS arm adds 
 
 
 def arm_of(train: Mapping[str, object]) -> str:
-    """The arm a resolved train section belongs to (the inverse of ARMS)."""
-    sampler = str(train["sampler"])
-    if not sampler.endswith("dhns"):
-        return sampler
-    return sampler if train.get("hard_loss", "reference") == "reference" else f"{sampler}_per_view"
+    """The arm a resolved train section belongs to (the inverse of ARMS).
+
+    Read from the negative scheme, not the sampler's name, so `-S train.corruption=bernoulli` on the dhns
+    preset is the bernoulli_dhns arm. Cells written before the axes existed hold the sampler alone.
+    """
+    scheme = negative_scheme(str(train["sampler"]), str(train.get("corruption", "")), str(train.get("weighting", "")),
+                             str(train.get("generated_negatives", "")))
+    preset = preset_of(scheme)
+    if preset is None:
+        raise ValueError(f"train settings {scheme} are no arm of the comparison (arms: {', '.join(ARMS)})")
+    if not scheme.uses_generator:
+        return preset
+    return preset if train.get("hard_loss", "reference") == "reference" else f"{preset}_per_view"
 
 
 def parse_arms(text: str) -> list[str]:

@@ -2,9 +2,9 @@
 
 A sampler decides for each positive (h, r, t) which side to corrupt and draws k replacement entities.
 Replacements that would form a known training triple (false negatives) are redrawn a few times and any
-that remain are masked out, so the loss never pushes a true triple down. "self_adversarial" corrupts
-uniformly and "bernoulli_self_adversarial" with Bernoulli's per-relation sides; they differ from
-"uniform" and "bernoulli" only in how the loss weights negatives (see `dhns.training`).
+that remain are masked out, so the loss never pushes a true triple down. Samplers differ only in the
+corruption rule (`uniform` or `bernoulli` sides); the sampler presets of params.yaml (`self_adversarial`,
+`dhns`, ...) add the loss's weighting and generated negatives (`dhns.config.NegativeScheme`).
 """
 
 from __future__ import annotations
@@ -160,21 +160,18 @@ class BernoulliSampler(NegativeSampler):
         return self.tail_probability[relations]
 
 
-SAMPLERS: dict[str, type[NegativeSampler]] = {
+SAMPLERS: dict[str, type[NegativeSampler]] = {  # by corruption (`train.corruption`): which side is replaced
     "uniform": UniformSampler,
     "bernoulli": BernoulliSampler,
-    "self_adversarial": UniformSampler,
-    "bernoulli_self_adversarial": BernoulliSampler,  # Bernoulli's sides with self-adversarial weights
-    "dhns": UniformSampler,  # DHNS's base negatives; its generated negatives come from dhns.ntat
-    "bernoulli_dhns": BernoulliSampler,  # the same with Bernoulli's sides, the stronger classic base on N-1 data
 }
 
 
 def make_sampler(
-    name: str, train_triples: Tensor, num_entities: int, num_relations: int, num_negatives: int
+    corruption: str, train_triples: Tensor, num_entities: int, num_relations: int, num_negatives: int
 ) -> NegativeSampler:
+    """The sampler for one corruption rule; how the loss weighs its negatives is the loss's business."""
     try:
-        cls = SAMPLERS[name]
+        cls = SAMPLERS[corruption]
     except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; valid names: {', '.join(SAMPLERS)}") from None
+        raise ValueError(f"unknown corruption {corruption!r}; valid: {', '.join(SAMPLERS)}") from None
     return cls(train_triples, num_entities, num_relations, num_negatives)

@@ -33,14 +33,13 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from dhns.config import HardnessLevel, TrainConfig
+from dhns.config import HardnessLevel, PretrainConfig, TrainConfig
 from dhns.diffusion.generator import HierarchicalGenerator
-from dhns.diffusion.training import generator_step
+from dhns.training.diffusion import generator_step
 from dhns.models.kgc import KGCModel
-from dhns.config import DHNS_SAMPLERS
 from dhns.sampling import NegativeSampler, make_sampler
-from dhns.step import adam
-from dhns.training import batch_loss
+from dhns.training.step import adam
+from dhns.training.kgc import batch_loss
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ def first_batch_breakdown(model: KGCModel, sampler: NegativeSampler, extra: "Har
     rng.manual_seed(seed)
     sampler.to(positives.device)
     with torch.no_grad():
-        base = float(batch_loss(model, sampler, positives, rng, config.adversarial_temperature, config.regularization,
+        base = float(batch_loss(model, sampler, positives, rng, config.loss_temperature(), config.regularization,
                                 regularizer=config.regularizer))
         generated = extra.generate(model, positives, rng)
         breakdown: dict = {"base_loss": round(base, 6), "mu": extra.hard_loss_weight}
@@ -211,25 +210,28 @@ class HardNegativeObjective:
         self.generator_steps += 1
 
 
-def build_train_negatives(
-    config: TrainConfig,
+def build_negatives(
+    config: PretrainConfig,
     train_triples: Tensor,
     num_entities: int,
     num_relations: int,
     generator: HierarchicalGenerator | None = None,
 ) -> tuple[NegativeSampler, HardNegativeObjective | None]:
-    """The NTAT stage's negatives from its settings: the classic sampler, and DHNS's generated ones if chosen.
+    """A training stage's negatives from its settings: the corrupting sampler, and the generated ones if any.
 
-    The one place a train config becomes a sampler and an objective: the train stage, `dhns.tune` and the
+    The one place settings become a sampler and an objective: the train stage, `dhns.tune` and the
     benchmark all call it, so a setting (joint_generator, generator_lr, diffusion_loss, the hard-loss form)
-    cannot be honoured by one of them and dropped by another.
+    cannot be honoured by one of them and dropped by another. The loss's weighting is the config's
+    (`loss_temperature`); the pretrain stage, which never generates, builds its sampler the same way.
     """
-    sampler = make_sampler(config.sampler, train_triples, num_entities, num_relations, config.num_negatives)
-    if config.sampler not in DHNS_SAMPLERS:
+    scheme = config.negatives
+    sampler = make_sampler(scheme.corruption, train_triples, num_entities, num_relations, config.num_negatives)
+    if not scheme.uses_generator:
         return sampler, None
     if generator is None:
-        raise ValueError(f"params train.sampler: {config.sampler} needs the generator of the diffusion stage "
-                         "(models/diffusion); run `dvc repro diffusion`")
+        raise ValueError(f"params train.generated_negatives: {scheme.generated} needs the generator of the diffusion "
+                         "stage (models/diffusion); run `dvc repro diffusion`")
+    assert isinstance(config, TrainConfig)  # only the train section can ask for generated negatives
     objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight, config.joint_generator,
                                       config.generator_lr, config.diffusion_loss, hard_loss=config.hard_loss,
                                       distmult_hard_margin=config.distmult_hard_margin)

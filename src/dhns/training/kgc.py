@@ -14,7 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dhns.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state
+from dhns.training.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state
 from dhns.config import PretrainConfig
 from dhns.distributed import (
     SINGLE_PROCESS,
@@ -31,7 +31,7 @@ from dhns.io import atomic_directory
 from dhns.live import StageCurves
 from dhns.models.kgc import KGCModel, save_model
 from dhns.sampling import NegativeSampler
-from dhns.step import adam, apply_gradients, precision_context, run_epoch
+from dhns.training.step import adam, apply_gradients, precision_context, run_epoch
 
 if TYPE_CHECKING:
     from dhns.pipeline import StageInputs
@@ -74,9 +74,6 @@ class ExtraObjective(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
     def identity(self) -> dict: ...  # what fixes the objective at the start (e.g. a frozen generator): keys the run
-
-
-ADVERSARIAL_SAMPLERS = ("self_adversarial", "bernoulli_self_adversarial", "dhns", "bernoulli_dhns")  # dhns keeps the reference's self-adversarial base loss
 
 
 @dataclass
@@ -139,7 +136,7 @@ def train_kgc(
     if parallel.active:
         sample_rng.manual_seed(seed + 7919 * (parallel.rank + 1))  # each rank draws its own negatives
     optimizer = adam(model.parameters(), config.kgc_lr)
-    temperature = config.adversarial_temperature if config.sampler in ADVERSARIAL_SAMPLERS else None
+    temperature = config.loss_temperature()
     step = _make_step(model, optimizer, sampler, sample_rng, temperature, config, extra, parallel)
 
     loop, run_key = LoopState(), ""

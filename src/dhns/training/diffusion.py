@@ -8,12 +8,12 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from dhns.checkpoint import Checkpointing, check_finite, fingerprint, restore_rng, rng_state
+from dhns.training.checkpoint import Checkpointing, check_finite, fingerprint, restore_rng, rng_state
 from dhns.config import DiffusionConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.host import keep_freed_memory
 from dhns.models.kgc import KGCModel
-from dhns.step import adam, apply_gradients, precision_context, run_epoch
+from dhns.training.step import adam, apply_gradients, precision_context, run_epoch
 
 Tensor = torch.Tensor
 

@@ -1,6 +1,6 @@
 """What every training loop shares: the precision scope, the optimiser step, Adam, and one pass over the data.
 
-The KGC loop (`dhns.training`), the generator's trainer (`dhns.diffusion.training`) and NTAT's joint
+The KGC loop (`dhns.training.kgc`), the generator's trainer (`dhns.training.diffusion`) and NTAT's joint
 generator step use the same few helpers; they live here so that the diffusion trainer does not import the
 KGC trainer (and DVC does not rerun the diffusion stage when the KGC loop changes).
 """
