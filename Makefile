@@ -15,7 +15,7 @@ SCORERS ?= transe
 ARMS ?= all
 SEEDS ?= 0 1 2
 
-.PHONY: install repro test exps compare-run compare clean-venv push pull bench bench-peers plots
+.PHONY: install repro test exps compare-run compare clean-venv push pull bench bench-peers plots gpu-suite
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,13 @@ bench-peers: $(STAMP)
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -c requirements.txt \
 		-e '.[peers]'  # only when missing; -c holds every pinned version fixed
 	$(BIN)/python -m dhns.bench --peer pykeen $(PEER_ARGS)
+
+# Every GPU check in one call, each part under its own timeout (scripts/gpu_suite.py: CUDA tests, the stages end to
+# end with a kill and resume, torchrun, evaluation, the benchmark in fp32/tf32/bf16); summary.md under --out.
+# The CPU form: GPU_SUITE_ARGS="--device cpu --tiny --out /tmp/gpu-suite".
+GPU_SUITE_ARGS ?= --device cuda --out /tmp/gpu-suite
+gpu-suite: $(STAMP)
+	$(BIN)/python scripts/gpu_suite.py $(GPU_SUITE_ARGS)
 
 # The project's figures (`python -m dhns.plots`).
 plots: $(STAMP)

@@ -93,6 +93,7 @@ def test_runs_under_inference_mode_and_returns_cpu_ranks() -> None:
     assert ranks.ranks["tail"]["realistic"].device.type == "cpu"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_scores_give_the_same_ranks_as_cpu(make_table_scorer) -> None:
     gen = torch.Generator().manual_seed(0)
