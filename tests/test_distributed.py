@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from dhns.training.checkpoint import Checkpointing
 from dhns.config import ModelConfig, PretrainConfig
-from dhns.distributed import Parallel, shard
+from dhns.distributed import Parallel, shard, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
@@ -76,8 +76,10 @@ def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "
                     pass
             model = fit(parallel, sampler, checkpointing)
         torch.save(model.state_dict(), Path(out_dir) / f"{mode}-rank{rank}.pt")
+        shutdown_parallel()
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():  # a failed rank: its peer's own error ends the spawn
+            dist.destroy_process_group()
 
 
 def free_port() -> int:

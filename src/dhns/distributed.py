@@ -66,7 +66,12 @@ def init_parallel(device: torch.device) -> tuple[Parallel, torch.device]:
 
 
 def shutdown_parallel() -> None:
+    """Leave the process group together: a rank that tears gloo down while a peer is still connected can abort.
+
+    Call it only when every rank got here; after a failure the launcher takes the ranks down.
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
