@@ -3,8 +3,6 @@
 import logging
 from pathlib import Path
 
-import torch
-
 from dhns.diffusion.generator import build_generator, save_generator
 from dhns.training.checkpoint import Checkpointing
 from dhns.diffusion.report import hardness_diagnostics
@@ -35,11 +33,10 @@ def main() -> None:
                                   on_resume=curves.log_history)
         logging.info("diffusion: final loss %.4f after %d epochs", history[-1]["loss"], len(history))
 
-        rng = torch.Generator(device=device)
-        rng.manual_seed(params.seed)
         sample = graph.valid[: config.report_triples].to(device)
         filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
-        report, histogram = hardness_diagnostics(generator, model, sample, filter_index, config.report_steps, rng)
+        reports, histogram = hardness_diagnostics(generator, model, sample, filter_index, config.report_steps,
+                                                  params.seed, config.report_chains)
         with atomic_directory(Path("models/diffusion")) as staging:
             save_generator(generator, staging)
         curves.log_table("hardness", histogram, x="score", y="density", template="hardness")
@@ -47,7 +44,7 @@ def main() -> None:
             "loss": history[-1]["loss"],
             "seconds": round(sum(row["seconds"] for row in history), 2),
             "report_triples": int(sample.shape[0]),
-            **report,
+            "chains": reports,
         })
     checkpointing.clear()  # outputs are written: the snapshot has served its purpose
 

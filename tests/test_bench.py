@@ -26,7 +26,8 @@ def test_report_has_every_figure(tmp_path, capsys):
     assert bench.main(TINY + ["--eval", "--json", str(out)]) == 0
     assert torch.get_num_threads() == threads  # --threads is restored afterwards
     report = capsys.readouterr().out
-    for label in ("hardware:", "config:", "pretrain", "diffusion", "train (dhns)", "denoiser (generate alone)",
+    for label in ("hardware:", "config:", "pretrain", "diffusion", "train (dhns, full reverse chain)", "denoiser (generate alone)",
+                  "train, classic", "validation:", "DHNS / classic (full chain): step",
                   "measured fp32 matmul peak", "evaluation:", "peak host RSS", "extrapolated"):
         assert label in report, label
     result = json.loads(out.read_text())
@@ -115,3 +116,20 @@ def test_sweep_svg_has_a_point_per_size_and_the_linear_reference():
     lines = root.findall(f"{namespace}polyline")
     assert len(lines) == 2 and "stroke-dasharray" in lines[0].attrib
     assert "1,000,000" in "".join(root.itertext())
+
+
+def test_the_strided_chain_is_timed_beside_its_classic_base_with_both_ratios(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(TINY + ["--stages", "train", "--chain-stride", "0", "--json", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "train (dhns, stride_0_eta_1 reverse chain)" in report and "DHNS / classic (stride_0_eta_1 chain)" in report
+    stages = json.loads(out.read_text())["stages"]
+    # T = 5 and the levels keep steps 2, 1, 0: the strided chain jumps 5 -> 2 -> 1 -> 0, 3 calls instead of 5
+    assert stages["generation"]["denoiser_calls_per_chain"] == 3
+    classic, dhns, validation = stages["classic"], stages["train"], stages["validation"]
+    assert classic["measured_triples"] == dhns["measured_triples"] == 200  # the same batches, back to back
+    ratio = stages["dhns_over_classic"]
+    assert ratio["step"] == pytest.approx(dhns["seconds_per_batch"] / classic["seconds_per_batch"])
+    assert ratio["epoch_with_validation"] == pytest.approx(
+        (dhns["seconds_per_epoch"] + validation["seconds"]) / (classic["seconds_per_epoch"] + validation["seconds"]))
+    assert validation["valid_triples"] == 30 and _positive(validation["seconds"])

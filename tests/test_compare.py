@@ -84,9 +84,11 @@ def test_a_cell_reads_the_same_from_the_headline_and_breakdowns_as_from_one_eval
 def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
     for name, overrides in ARMS.items():
         assert {key.split(".")[0] for key in overrides} == {"train"}
-        raw = raw_params(**{key.split(".")[1]: value for key, value in overrides.items()})
+        # as `dvc exp run -S key=value` writes them: YAML values
+        raw = raw_params(**{key.split(".")[1]: yaml.safe_load(value) for key, value in overrides.items()})
         params = from_mapping(Params, apply_scorer_settings(raw))
         assert arm_of(params.train.__dict__) == name
+    assert ARMS["dhns_per_view_strided"] == ARMS["dhns_per_view"] | {"train.chain_stride": "0"}
     assert parse_arms("all") == list(GRID_ARMS) and len(GRID_ARMS) == 6
     assert parse_arms("dhns, uniform") == ["dhns", "uniform"]
     with pytest.raises(ValueError, match="unknown arm"):
@@ -100,6 +102,9 @@ def test_an_arm_is_read_from_the_negative_settings_not_the_sampler_name():
     assert arm_of({"sampler": "bernoulli_dhns", "hard_loss": "per_view"}) == "bernoulli_dhns_per_view"  # a legacy cell
     with pytest.raises(ValueError, match="no arm of the comparison"):
         arm_of({"sampler": "dhns", "weighting": "uniform"})  # a valid scheme, but none of the arms
+    assert arm_of({"sampler": "dhns", "hard_loss": "reference"}) == "dhns"  # cells from before chains: the full one
+    with pytest.raises(ValueError, match="chain stride 3"):
+        arm_of({"sampler": "dhns", "chain_stride": 3, "chain_eta": 1.0})
 
 
 def test_the_per_view_arm_trains_at_its_own_preset_mu():
@@ -248,7 +253,7 @@ def test_experiment_command_names_the_cell_and_sets_every_key():
     assert command[:5] == ["dvc", "exp", "run", "-n", "cmp-db15k-rotate-dhns-s2"]
     settings = [command[i + 1] for i, part in enumerate(command) if part == "-S"]
     assert settings == ["data.dataset=DB15K", "model.name=rotate", "seed=2", "train.sampler=dhns",
-                        "train.hard_loss=reference", "train.precision=fp32"]
+                        "train.hard_loss=reference", "train.chain_stride=1", "train.chain_eta=1.0", "train.precision=fp32"]
 
 
 def test_cli_renders_the_cell_files_without_a_dvc_repository(tmp_path, monkeypatch, capsys):

@@ -83,7 +83,10 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     data_report = json.loads((project / "metrics" / "data.json").read_text())
     assert data_report["raw"]["train"]["num_triples"] == 22
     diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
-    assert set(diffusion["levels"]) == {"structural", "text"}
+    assert set(diffusion["chains"]) == {"full", "stride_0_eta_1"}  # params.yaml's report_chains, side by side
+    strided = diffusion["chains"]["stride_0_eta_1"]
+    diffusion = diffusion["chains"]["full"]
+    assert set(diffusion["levels"]) == {"structural", "text"} and set(strided["levels"]) == {"structural", "text"}
     assert set(diffusion["levels"]["text"]["tail"]) >= {"step_0", "step_5", "step_10", "easy_to_hard_ordered"}
     train_report = json.loads((project / "metrics" / "train.json").read_text())
     assert (train_report["sampler"], train_report["hard_loss"]) == ("dhns", "reference")
@@ -97,7 +100,7 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert {"plots/pretrain/metrics/valid_mrr.tsv", "plots/train/metrics/loss.tsv",
             "plots/diffusion/custom/hardness.json"} <= set(rendered)
     hardness = rendered["plots/diffusion/custom/hardness.json"][0]["content"]  # the custom template in .dvc/plots
-    assert hardness["facet"]["field"] == "view" and hardness["spec"]["encoding"]["color"]["field"] == "steps_left"
+    assert hardness["facet"]["field"] == "panel" and hardness["spec"]["encoding"]["color"]["field"] == "steps_left"
     assert {row["steps_left"] for row in hardness["data"]["values"]} == {0, 5, 10}
     assert_renders_offline(project, set(rendered))
     manifest = json.loads((project / "data" / "features" / "manifest.json").read_text())

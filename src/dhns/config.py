@@ -204,6 +204,38 @@ REFERENCE_HARDNESS_LEVELS = (  # the reference's steps [0, T/10, T/8, T/4, T/2] 
 
 
 @dataclasses.dataclass(frozen=True)
+class ReverseChain:
+    """How the reverse chain walks from T to the kept steps (dhns.diffusion.schedule runs it).
+
+    stride: the most steps one denoiser call may cover; 1 is the full DDPM chain, 0 jumps straight from one
+    kept step to the next (DDIM-style updates). eta: the strided chain's stochasticity, 1 = DDPM's posterior
+    variance for each jump, 0 = deterministic.
+    """
+
+    stride: int = 1
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
+            raise ValueError(f"params chain stride: expected an integer >= 0 (0 = only the kept steps), got {self.stride!r}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"params chain eta: expected a number in [0, 1], got {self.eta!r}")
+
+    @property
+    def is_full(self) -> bool:
+        """Every DDPM step: run in DDPM's own form, so runs from before strided chains are bit-identical."""
+        return self.stride == 1 and self.eta == 1.0
+
+    @property
+    def label(self) -> str:
+        return "full" if self.is_full else f"stride_{self.stride}_eta_{self.eta:g}"
+
+
+FULL_CHAIN = ReverseChain()
+STRIDED_CHAIN = ReverseChain(stride=0, eta=1.0)  # only the steps the hardness levels keep
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
@@ -220,9 +252,15 @@ class TrainConfig(PretrainConfig):
     joint_generator: bool = False  # also update the generator each batch, with its own optimizer
     generator_lr: float = 0.001  # for joint_generator
     diffusion_loss: str = "l1"  # for joint_generator
+    chain_stride: int = 1  # reverse chain: 1 = every DDPM step; 0 = only the kept steps; n = jumps of at most n steps
+    chain_eta: float = 1.0  # the strided chain's noise: 1 = DDPM's posterior variance, 0 = deterministic
 
     def __post_init__(self) -> None:
         self._check_common("train", TRAIN_SAMPLER_NAMES)
+        try:
+            self.chain
+        except ValueError as error:
+            raise ValueError(str(error).replace("params chain ", "params train.chain_")) from None
         _check_choice("train", "generated_negatives", self.generated_negatives, (FROM_SAMPLER,) + GENERATED_NEGATIVES)
         _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
         _check_positive("train", "distmult_hard_margin", self.distmult_hard_margin, allow_zero=True)
@@ -235,6 +273,10 @@ class TrainConfig(PretrainConfig):
     @property
     def negatives(self) -> NegativeScheme:
         return negative_scheme(self.sampler, self.corruption, self.weighting, self.generated_negatives)
+
+    @property
+    def chain(self) -> ReverseChain:
+        return ReverseChain(self.chain_stride, self.chain_eta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +291,7 @@ class DiffusionConfig:
     generator_lr: float = 0.001
     report_steps: tuple[int, ...] = (0, 5, 10, 25, 50)  # hardness levels (steps left) measured in metrics
     report_triples: int = 500  # validation triples used for the hardness report
+    report_chains: tuple[ReverseChain, ...] = (FULL_CHAIN, STRIDED_CHAIN)  # reverse chains measured side by side
     max_grad_norm: float = 0.0  # clip the denoisers' gradient norm to this; 0 = no clipping
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/diffusion; 0 = none
     precision: str = "fp32"  # fp32 | tf32 | bf16 for the denoisers' training steps
@@ -263,6 +306,9 @@ class DiffusionConfig:
             _check_positive("diffusion", key, getattr(self, key))
         if not self.beta_start <= self.beta_end < 1:
             raise ValueError(f"params diffusion: need beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        labels = [chain.label for chain in self.report_chains]
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"params diffusion.report_chains: need at least one chain, each once, got {labels}")
         bad = [step for step in self.report_steps if not 0 <= step <= self.num_diffusion_steps]
         if bad or not self.report_steps:
             raise ValueError(f"params diffusion.report_steps: need a non-empty list within [0, {self.num_diffusion_steps}], got {list(self.report_steps)}")

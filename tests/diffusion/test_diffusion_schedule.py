@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
+from dhns.config import ReverseChain, TrainConfig
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
+from dhns.diffusion.schedule import chain_visits
 
 Tensor = torch.Tensor
 
@@ -343,3 +345,102 @@ def test_training_loss_gradients_reach_every_denoiser_parameter():
     for name, parameter in denoiser.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
     assert all(not buffer.requires_grad for buffer in diffusion.buffers())
+
+
+# ----- the strided (DDIM-style) chain ---------------------------------------------------------------
+
+
+def test_chain_visits_every_kept_step_and_no_jump_exceeds_the_stride():
+    assert chain_visits(50, [5, 6, 12, 25], 0) == [50, 25, 12, 6, 5]
+    assert chain_visits(50, [6, 25, 12, 5], 10) == [50, 40, 30, 25, 15, 12, 6, 5]
+    assert chain_visits(50, [0, 25], 1) == list(range(50, -1, -1))
+    assert chain_visits(10, [10, 3], 0) == [10, 3]
+
+
+def test_one_strided_jump_matches_a_hand_computation_of_the_ddim_update():
+    # T = 4, betas 0.1, 0.2, 0.3, 0.4; jump from k = 4 (timestep 3) to j = 2 (timestep 1) with eta = 0.5.
+    diffusion = GaussianDiffusion(num_steps=4, beta_start=0.1, beta_end=0.4)
+    abar = [0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7, 0.9 * 0.8 * 0.7 * 0.6]
+    abar_k, abar_j, eta = abar[3], abar[1], 0.5
+    x = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    eps = torch.tensor([[0.3, 0.1], [-0.7, 0.2]])
+    seen = []
+
+    def denoiser(x_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        seen.append(sorted(set(t.tolist())))
+        return eps
+
+    out = dict(diffusion.iterate_strided_chain(denoiser, torch.zeros(2, 2), [4, 2], eta,
+                                               torch.Generator().manual_seed(7), x_start=x))
+    z = torch.randn(2, 2, generator=torch.Generator().manual_seed(7))  # x_start given: the jump's is the first draw
+    x0_hat = [[(x[r][c].item() - math.sqrt(1 - abar_k) * eps[r][c].item()) / math.sqrt(abar_k) for c in range(2)]
+              for r in range(2)]
+    sigma = eta * math.sqrt((1 - abar_j) / (1 - abar_k)) * math.sqrt(1 - abar_k / abar_j)
+    expected = torch.tensor([[math.sqrt(abar_j) * x0_hat[r][c] + math.sqrt(1 - abar_j - sigma ** 2) * eps[r][c].item()
+                              + sigma * z[r][c].item() for c in range(2)] for r in range(2)])
+    torch.testing.assert_close(out[2], expected, rtol=0, atol=1e-6)
+    assert seen == [[3]]  # the state with 4 steps left is denoised at timestep 3
+
+
+def test_strided_update_at_stride_one_and_eta_one_is_the_ddpm_step():
+    # The DDIM jump with DDPM's variance between adjacent steps has the DDPM posterior's mean and variance,
+    # so with the same random numbers it retraces the full chain (up to float rounding).
+    diffusion = GaussianDiffusion(num_steps=50)
+    torch.manual_seed(0)
+    denoiser = ConditionalDenoiser(3, hidden_multiplier=2).eval()
+    condition = torch.randn(16, 3)
+    full = dict(diffusion.iterate_chain(denoiser, condition, torch.Generator().manual_seed(2)))
+    strided = dict(diffusion.iterate_strided_chain(denoiser, condition, list(range(50, -1, -1)), 1.0,
+                                                   torch.Generator().manual_seed(2)))
+    assert list(full) == list(strided)
+    for k in full:
+        torch.testing.assert_close(strided[k], full[k], rtol=0, atol=1e-5)
+
+
+def test_the_full_chain_setting_takes_ddpm_steps_bit_for_bit():
+    diffusion = GaussianDiffusion(num_steps=20)
+    torch.manual_seed(0)
+    denoiser = ConditionalDenoiser(3, hidden_multiplier=2).eval()
+    condition = torch.randn(8, 3)
+    default = diffusion.sample_chain(denoiser, condition, [0, 5], torch.Generator().manual_seed(1))
+    explicit = diffusion.sample_chain(denoiser, condition, [0, 5], torch.Generator().manual_seed(1),
+                                      chain=ReverseChain(stride=1, eta=1.0))
+    for k in default:
+        assert torch.equal(default[k], explicit[k])
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_oracle_strided_chain_keeps_the_forward_marginals_at_every_kept_step(eta: float):
+    # DDIM's family shares DDPM's marginals q(x_t | x0) for every eta, so with the exact x0 the kept states
+    # must sit at the same noise levels as the full chain's, however few calls reach them.
+    diffusion = GaussianDiffusion(num_steps=50)
+    generator = torch.Generator().manual_seed(3)
+    rows = 20_000
+    x0 = torch.full((rows, 1), 5.0)
+    x_start = diffusion.q_sample(x0, torch.full((rows,), 49), torch.randn(rows, 1, generator=generator))
+    out = diffusion.sample_chain(OracleDenoiser(diffusion, x0), torch.zeros(rows, 1), [25, 12, 5, 0], generator,
+                                 x_start, chain=ReverseChain(stride=0, eta=eta))
+    for k in (25, 12, 5):
+        abar = diffusion.alphas_cumprod[k - 1].item()
+        assert out[k].mean().item() == pytest.approx(5.0 * math.sqrt(abar), abs=4 * math.sqrt((1 - abar) / rows))
+        assert out[k].var().item() == pytest.approx(1 - abar, rel=0.04)
+    torch.testing.assert_close(out[0], x0, rtol=0, atol=1e-4)
+
+
+def test_a_deterministic_strided_chain_draws_nothing_after_its_start():
+    diffusion = GaussianDiffusion(num_steps=50)
+    torch.manual_seed(0)
+    denoiser = ConditionalDenoiser(3, hidden_multiplier=2).eval()
+    condition, x_start = torch.randn(8, 3), torch.randn(8, 3)
+    chain = ReverseChain(stride=0, eta=0.0)
+    one = diffusion.sample_chain(denoiser, condition, [5, 25], torch.Generator().manual_seed(1), x_start, chain=chain)
+    two = diffusion.sample_chain(denoiser, condition, [5, 25], torch.Generator().manual_seed(2), x_start, chain=chain)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_a_bad_chain_setting_names_the_param():
+    with pytest.raises(ValueError, match="train.chain_stride"):
+        TrainConfig(chain_stride=-1)
+    with pytest.raises(ValueError, match="train.chain_eta"):
+        TrainConfig(chain_eta=1.5)
+    assert TrainConfig(chain_stride=0).chain.label == "stride_0_eta_1"

@@ -8,8 +8,13 @@ stand-ins of the given widths for every entity (timing does not depend on their 
 What is timed, always through the library's own step functions (no copy of a training loop):
 - pretrain: `dhns.training.kgc.train_step` with the self-adversarial sampler;
 - diffusion: `dhns.training.diffusion.generator_step` on the frozen model;
-- train: `train_step` with the dhns sampler and `dhns.training.ntat.HardNegativeObjective` (the reverse chains);
+- classic: `train_step` with the train stage's settings but no generated negatives (its self-adversarial
+  base), timed right before the dhns step on the same batches, so their ratio is one run's;
+- train: `train_step` with the dhns sampler and `dhns.training.ntat.HardNegativeObjective` (the reverse chains,
+  full or strided: `--chain-stride`, `--chain-eta`);
 - generation: `HierarchicalGenerator.generate` alone on the same batches, for the denoiser's FLOP/s;
+- validation (with train): `evaluate_link_prediction` on the valid split, as the train stage runs it after
+  each epoch; the DHNS / classic epoch ratio counts it on both sides;
 - evaluation (`--eval`): `evaluate_link_prediction` on the test split, both sides, filtered by all splits.
 With `--batches N` only N batches are timed and the epoch is extrapolated from seconds per triple; the
 report labels every figure as measured or extrapolated. The sweep (`--sweep`) times the pretrain step
@@ -84,7 +89,7 @@ def _optional_int(value: str) -> int | None:
 # Options of the stages, the evaluation and the sweep: given with --peer they would be silently ignored.
 STAGE_ONLY_OPTIONS = ("model", "dim", "batch_size", "num_negatives", "diffusion_steps", "modalities", "stages", "eval",
                       "sweep", "sweep_sizes", "sweep_entities", "sweep_relations", "sweep_batches", "sweep_dhns",
-                      "precision", "plot")
+                      "precision", "plot", "chain_stride", "chain_eta")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerConfig, Path | None, Path | None]:
@@ -117,6 +122,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
                         help="leave glibc's allocator as is (the stages make it keep freed memory on CPU)")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
+    parser.add_argument("--chain-stride", type=int, default=defaults.chain_stride,
+                        help="the dhns step's reverse chain: 1 = every DDPM step, 0 = only the kept steps")
+    parser.add_argument("--chain-eta", type=float, default=defaults.chain_eta, help="the strided chain's noise (0..1)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     parser.add_argument("--plot", type=Path, default=None,
                         help="write the sweep here: .svg a log-log chart, else CSV (for dvc plots)")
@@ -144,7 +152,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
         sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=args.sweep_entities,
         sweep_relations=args.sweep_relations, sweep_batches=args.sweep_batches, sweep_dhns=args.sweep_dhns,
         threads=args.threads, seed=args.seed, precision=args.precision,
-        keep_freed_memory=not args.default_allocator,
+        chain_stride=args.chain_stride, chain_eta=args.chain_eta, keep_freed_memory=not args.default_allocator,
     )
     return config, args.json, args.plot
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from dhns.config import FULL_CHAIN, ReverseChain
 from dhns.diffusion.generator import HierarchicalGenerator
+from dhns.diffusion.schedule import chain_visits
 
 
 def denoiser_flops_per_row(width: int, hidden_multiplier: int) -> tuple[int, int]:
@@ -19,15 +21,23 @@ def denoiser_flops_per_row(width: int, hidden_multiplier: int) -> tuple[int, int
     return net, time_mlp
 
 
-def chain_flops(generator: HierarchicalGenerator, batch: int, keep_steps: Sequence[int]) -> int:
+def chain_calls(num_steps: int, keep_steps: Sequence[int], chain: ReverseChain = FULL_CHAIN) -> int:
+    """Denoiser calls of one chain: T - min(k) for the full chain, one per jump for a strided one."""
+    if chain.is_full:
+        return num_steps - min(keep_steps)
+    return len(chain_visits(num_steps, keep_steps, chain.stride)) - 1
+
+
+def chain_flops(generator: HierarchicalGenerator, batch: int, keep_steps: Sequence[int],
+                chain: ReverseChain = FULL_CHAIN) -> int:
     """Matmul FLOPs of `generate` on `batch` triples in the design's layer layout: every level, both sides,
-    T - min(k) calls. The time MLP is counted once per call: its input, the step, is the same for every row.
+    one call per step the chain takes (`chain_calls`). The time MLP is counted once per call: its input, the step, is the same for every row.
 
     The sampler may execute fewer (the restructured chain of `PreparedDenoisers` folds the condition term
     and the last two Linears), so FLOPs / seconds is an equivalent rate, comparable across implementations.
     """
     net, time_mlp = denoiser_flops_per_row(generator.width, generator.hidden_multiplier)
-    calls = generator.diffusion.num_steps - min(keep_steps)
+    calls = chain_calls(generator.diffusion.num_steps, keep_steps, chain)
     return len(generator.levels) * calls * (2 * batch * net + time_mlp)
 
 

@@ -76,10 +76,18 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"model parameters: {stages['model_parameters']:,}"
                      + (f"; generator parameters: {stages['generator_parameters']:,} (levels "
                         f"{', '.join(stages['levels'])})" if "generator_parameters" in stages else ""))
+    chain = stages.get("train", {}).get("chain", "full")
     for name, title in (("pretrain", "pretrain (self-adversarial)"), ("diffusion", "diffusion (generator_step)"),
-                        ("train", "train (dhns)")):
+                        ("classic", "train, classic (the dhns settings without generated negatives)"),
+                        ("train", f"train (dhns, {chain} reverse chain)")):
         if name in stages:
             lines += _phase_lines(title, stages[name], result.get("peaks", {}))
+    if "dhns_over_classic" in stages:
+        ratio, validation = stages["dhns_over_classic"], stages["validation"]
+        lines += [f"validation: {validation['seconds']:.3f} s for {validation['valid_triples']} valid triples x 2 "
+                  "sides (once per epoch in the train stage)",
+                  f"DHNS / classic ({chain} chain): step {ratio['step']:.2f}x, epoch with validation "
+                  f"{ratio['epoch_with_validation']:.2f}x (targets: 2x and 1.5x)"]
     if "generation" in stages:
         gen = stages["generation"]
         lines.append(f"denoiser (generate alone): {gen['seconds_per_batch']:.3f} s per batch over "

@@ -9,10 +9,10 @@ from typing import Any, Sequence
 import torch
 
 from dhns.bench.config import BenchConfig
-from dhns.bench.flops import chain_flops, generator_step_flops
+from dhns.bench.flops import chain_calls, chain_flops, generator_step_flops
 from dhns.bench.inputs import hardness_levels_for, stand_in_features
 from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
-from dhns.config import DiffusionConfig, ModelConfig, PretrainConfig, TrainConfig
+from dhns.config import FULL_CHAIN, DiffusionConfig, ModelConfig, PretrainConfig, ReverseChain, TrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
 from dhns.training.diffusion import generator_step
@@ -66,9 +66,36 @@ def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, stage: Pretra
     return {**timing, "sampler": stage.sampler, "sampler_setup_seconds": setup, **steps}
 
 
-def dhns_settings(num_steps: int) -> TrainConfig:
+def dhns_settings(num_steps: int, chain_stride: int = 1, chain_eta: float = 1.0) -> TrainConfig:
     """The train stage's defaults (the dhns sampler, mu, learning rate) with the reference's levels for T."""
-    return TrainConfig(hardness_levels=hardness_levels_for(num_steps))
+    return TrainConfig(hardness_levels=hardness_levels_for(num_steps), chain_stride=chain_stride, chain_eta=chain_eta)
+
+
+def classic_settings(dhns: TrainConfig) -> TrainConfig:
+    """The same train stage without generated negatives: what a DHNS step costs beyond its own base."""
+    return dataclasses.replace(dhns, generated_negatives="none")
+
+
+def time_validation(config: BenchConfig, model: KGCModel, graph: KnowledgeGraph) -> dict[str, Any]:
+    """One filtered evaluation of the valid split, as the train stage runs after each epoch."""
+    device = model.device
+    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
+    valid = graph.valid.to(device)
+    model.eval()
+    synchronize(device)
+    began = time.perf_counter()
+    evaluate_link_prediction(model, valid, filter_index, batch_size=config.eval_batch_size)
+    synchronize(device)
+    seconds = time.perf_counter() - began
+    model.train()
+    return {"valid_triples": int(valid.shape[0]), "seconds": seconds}
+
+
+def dhns_over_classic(classic: dict[str, Any], dhns: dict[str, Any], validation: dict[str, Any]) -> dict[str, float]:
+    """The two ratios the speed target names: per step, and per epoch with its validation on both sides."""
+    return {"step": dhns["seconds_per_batch"] / classic["seconds_per_batch"],
+            "epoch_with_validation": (dhns["seconds_per_epoch"] + validation["seconds"])
+            / (classic["seconds_per_epoch"] + validation["seconds"])}
 
 
 def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
@@ -107,29 +134,36 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     if "train" in config.stages:
+        settings = dhns_settings(config.diffusion_steps, config.chain_stride, config.chain_eta)
         reset_peaks(device)
-        results["train"] = kgc_phase(config, model, train, dhns_settings(config.diffusion_steps), config.batches,
-                                     generator) | memory_peaks(device)
-        results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"])
+        results["classic"] = kgc_phase(config, model, train, classic_settings(settings), config.batches) \
+            | memory_peaks(device)
+        reset_peaks(device)
+        results["train"] = kgc_phase(config, model, train, settings, config.batches, generator) | memory_peaks(device)
+        results["train"]["chain"] = settings.chain.label
+        results["validation"] = time_validation(config, model, graph)
+        results["dhns_over_classic"] = dhns_over_classic(results["classic"], results["train"], results["validation"])
+        results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"],
+                                                settings.chain)
     return results
 
 
 def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model: KGCModel, train: Tensor,
-                    keep_steps: Sequence[int]) -> dict[str, Any]:
+                    keep_steps: Sequence[int], chain: ReverseChain = FULL_CHAIN) -> dict[str, Any]:
     """`generate` alone on the train phase's batches; achieved FLOP/s from the analytic chain FLOPs."""
     device = model.device
     model.eval()
     generator.eval()
     def generate(batch: Tensor, rng: torch.Generator) -> Any:
         with precision_context(config.precision, device):
-            return generator.generate(model, batch, keep_steps, generator=rng)
+            return generator.generate(model, batch, keep_steps, generator=rng, chain=chain)
 
     timing = time_epoch(generate, train, config.batch_size, config.batches, config.warmup, device, config.seed)
     model.train()
-    flops = chain_flops(generator, config.batch_size, keep_steps)
+    flops = chain_flops(generator, config.batch_size, keep_steps, chain)
     # Every batch but possibly the last is full; FLOPs scale with rows, so use triples measured.
     achieved = flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"]
-    calls = generator.diffusion.num_steps - min(keep_steps)
+    calls = chain_calls(generator.diffusion.num_steps, keep_steps, chain)
     return {"seconds_per_batch": timing["seconds_per_batch"], "measured_batches": timing["measured_batches"],
             "seconds_per_epoch": timing["seconds_per_epoch"], "extrapolated": timing["extrapolated"],
             "denoiser_calls_per_chain": calls, "rows_per_call": 2 * config.batch_size,

@@ -34,7 +34,8 @@ def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
                "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
         if config.sweep_dhns:
             generator = make_generator(model, config.diffusion_steps)
-            dhns = kgc_phase(config, model, train, dhns_settings(config.diffusion_steps), config.sweep_batches, generator)
+            settings = dhns_settings(config.diffusion_steps, config.chain_stride, config.chain_eta)
+            dhns = kgc_phase(config, model, train, settings, config.sweep_batches, generator)
             row.update(dhns_seconds_per_epoch=dhns["seconds_per_epoch"],
                        dhns_seconds_per_1k_triples=1000 * dhns["seconds_per_epoch"] / size)
         rows.append(row | memory_peaks(device))

@@ -1,7 +1,8 @@
 """The arms of the paired comparison: which negatives the train stage uses, with everything else equal.
 
 Every arm of one (dataset, scorer, seed) starts from the same pretrained model (and, for DHNS, the same
-generator trained on it): only `train.sampler` and, for DHNS, the form of its hard loss differ. Each DHNS
+generator trained on it): only `train.sampler` and, for DHNS, the form of its hard loss and the reverse
+chain that generates its negatives differ (`<arm>_strided`: the strided chain, the generator unchanged). Each DHNS
 form trains at its own mu, chosen on validation (`scorers.<name>.train.<form>` in params.yaml).
 """
 
@@ -22,14 +23,19 @@ ARMS: dict[str, dict[str, str]] = {
     "bernoulli_dhns": {"train.sampler": "bernoulli_dhns", "train.hard_loss": "reference"},
     "bernoulli_dhns_per_view": {"train.sampler": "bernoulli_dhns", "train.hard_loss": "per_view"},
 }
+FULL = {"train.chain_stride": "1", "train.chain_eta": "1.0"}  # every DDPM step (the chain of the first cells)
+STRIDED = {"train.chain_stride": "0", "train.chain_eta": "1.0"}  # only the kept steps: 4 denoiser calls, not 45
+for _name in [name for name, settings in ARMS.items() if settings["train.sampler"].endswith("dhns")]:
+    ARMS[_name] = ARMS[_name] | FULL
+    ARMS[f"{_name}_strided"] = ARMS[_name] | STRIDED  # the same arm with only the reverse chain changed
 BASELINES = ("uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial")
-DHNS_ARMS = ("dhns", "dhns_per_view", "bernoulli_dhns", "bernoulli_dhns_per_view")
+DHNS_ARMS = tuple(name for name in ARMS if ARMS[name]["train.sampler"].endswith("dhns"))
 GRID_ARMS = BASELINES + ("dhns", "dhns_per_view")  # `all`: the issue's grid; the Bernoulli-sided DHNS arms on request
 OPTIONAL_ARMS = tuple(arm for arm in ARMS if arm not in GRID_ARMS)  # listed in the tables only once they have cells
 OWN_BASE = {  # the classic sampler whose negatives and weights a DHNS arm adds its generated negatives to
-    "dhns": "self_adversarial", "dhns_per_view": "self_adversarial",
-    "bernoulli_dhns": "bernoulli_self_adversarial", "bernoulli_dhns_per_view": "bernoulli_self_adversarial",
+    name: "bernoulli_self_adversarial" if name.startswith("bernoulli") else "self_adversarial" for name in DHNS_ARMS
 }
+FULL_CHAIN_ARM = {name: name.removesuffix("_strided") for name in DHNS_ARMS if name.endswith("_strided")}
 
 
 def arm_of(train: Mapping[str, object]) -> str:
@@ -45,7 +51,14 @@ def arm_of(train: Mapping[str, object]) -> str:
         raise ValueError(f"train settings {scheme} are no arm of the comparison (arms: {', '.join(ARMS)})")
     if not scheme.uses_generator:
         return preset
-    return preset if train.get("hard_loss", "reference") == "reference" else f"{preset}_per_view"
+    arm = preset if train.get("hard_loss", "reference") == "reference" else f"{preset}_per_view"
+    chain = (int(train.get("chain_stride", 1)), float(train.get("chain_eta", 1.0)))  # cells before chains: full
+    if chain == (1, 1.0):
+        return arm
+    if chain == (0, 1.0):
+        return f"{arm}_strided"
+    raise ValueError(f"train chain stride {chain[0]}, eta {chain[1]:g} is no arm of the comparison "
+                     "(arms: the full chain, stride 1 and eta 1, or the strided one, stride 0 and eta 1)")
 
 
 def parse_arms(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-from dhns.compare.arms import ARMS, BASELINES, DHNS_ARMS, GRID_ARMS, OWN_BASE
+from dhns.compare.arms import ARMS, BASELINES, DHNS_ARMS, FULL_CHAIN_ARM, GRID_ARMS, OWN_BASE
 
 HEADLINE = "realistic"  # the pipeline's tie policy for model selection and the tables
 CATEGORIES = ("1-1", "1-N", "N-1", "N-N")  # relation categories of the evaluate stage (1.5 threshold, from train)
@@ -239,9 +239,38 @@ def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str]
     return listed + sorted(key for key in groups if key not in listed)
 
 
+def chain_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+    """Each strided-chain arm minus the same arm on the full chain, beside the full arm's own seed spread.
+
+    The strided chain only changes how negatives are sampled (the generator is the same): it is a free
+    speed-up if the paired difference is within what a change of seed alone moves the full arm's MRR.
+    """
+    rows = []
+    for arm, full in FULL_CHAIN_ARM.items():
+        if not arms.get(arm) or not arms.get(full):
+            continue
+        paired = paired_difference(arms[arm], arms[full])
+        if not paired.seeds:
+            continue
+        mean, std = mean_std(paired.differences)
+        _, seed_std = mean_std([metric(arms[full][seed], "test", "mrr") for seed in sorted(arms[full])])
+        seconds = [mean_std([float(arms[name][seed]["ntat"]["seconds"]) for seed in paired.seeds])[0]
+                   for name in (full, arm)]
+        rows.append(f"| {arm} | {full} | {','.join(map(str, paired.seeds))} | {mean:+.4f} | "
+                    f"{'-' if std is None else f'{std:.4f}'} | {'-' if seed_std is None else f'{seed_std:.4f}'} | "
+                    f"{seconds[0]:.0f} / {seconds[1]:.0f} |")
+    if not rows:
+        return []
+    return ["Reverse chain: the strided chain (only the kept steps) minus the full chain, same generator, paired "
+            "by seed; the full arm's test MRR std over seeds is the noise to compare with:", "",
+            "| arm | minus | seeds | mean difference | std | full arm's seed std | NTAT s (full / strided) |",
+            "|---|---|---|---|---|---|---|", *rows]
+
+
 def cell_tables(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int]) -> list[str]:
     """One (dataset, scorer)'s arm table and its paired differences: the same lines on the results page and in the README."""
-    return arm_table(arms, expected_seeds) + [""] + paired_lines(arms)
+    chains = chain_lines(arms)
+    return arm_table(arms, expected_seeds) + [""] + paired_lines(arms) + ([""] + chains if chains else [])
 
 
 def cell_block_name(dataset: str, scorer: str) -> str:

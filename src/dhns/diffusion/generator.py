@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dhns.diffusion.denoiser import ConditionalDenoiser, DenoiserStack
+from dhns.config import FULL_CHAIN, ReverseChain
 from dhns.diffusion.schedule import GaussianDiffusion
 from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.kgc import KGCModel
@@ -94,14 +95,16 @@ class HierarchicalGenerator(nn.Module):
 
     @torch.no_grad()
     def generate(self, model: KGCModel, triples: Tensor, keep_steps: Sequence[int],
-                 generator: torch.Generator | None = None) -> dict[str, dict[str, dict[int, Tensor]]]:
+                 generator: torch.Generator | None = None,
+                 chain: ReverseChain = FULL_CHAIN) -> dict[str, dict[str, dict[int, Tensor]]]:
         """Hierarchical negatives: result[level][side][k] is (B, w), the state with k denoising steps left.
 
         Every level's head and tail chains run as one (L, 2B, w) chain: independent chains, one batched
         denoiser call per step. Random numbers, all from `generator`: the start x_T as one (L, 2B, w) draw,
         then one (L, 2B, w) draw per step, each ordered level by level (in `levels` order), head rows
         before tail rows. A fixed seed gives fixed negatives; with one level the stream is the one the
-        earlier per-level loop drew, with several it differs (same distribution).
+        earlier per-level loop drew, with several it differs (same distribution). `chain` is the full DDPM
+        chain or a strided one (fewer calls, and with eta = 0 no draws after x_T).
         """
         heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
         batch = triples.shape[0]
@@ -111,7 +114,7 @@ class HierarchicalGenerator(nn.Module):
             stacked.append(torch.cat([conditions["head"], conditions["tail"]]))  # (2B, w)
         scales = self.scales[:, None, None]  # (L, 1, 1)
         states = self.diffusion.sample_chain(self.denoiser_stack(), torch.stack(stacked) / scales, keep_steps,
-                                             generator=generator)  # k -> (L, 2B, w)
+                                             generator=generator, chain=chain)  # k -> (L, 2B, w)
         return {
             level: {
                 "head": {k: state[index, :batch] * scales[index] for k, state in states.items()},

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from dhns.config import HardnessLevel, PretrainConfig, TrainConfig
+from dhns.config import FULL_CHAIN, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.training.diffusion import generator_step
 from dhns.models.kgc import KGCModel
@@ -148,6 +148,7 @@ class HardNegativeObjective:
         *,
         hard_loss: str = "reference",
         distmult_hard_margin: float = 0.0,
+        chain: ReverseChain = FULL_CHAIN,
     ) -> None:
         steps = sorted({level.step for level in active_levels(levels)})
         if steps and steps[-1] > generator.diffusion.num_steps:
@@ -163,6 +164,7 @@ class HardNegativeObjective:
         self.hard_loss_weight = hard_loss_weight
         self.hard_loss = hard_loss
         self.distmult_hard_margin = distmult_hard_margin
+        self.chain = chain
         self.joint_generator = joint_generator
         self.diffusion_loss = diffusion_loss
         self.generator_steps = 0
@@ -173,7 +175,7 @@ class HardNegativeObjective:
     def generate(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Generated:
         """The batch's hierarchical negatives at every active step (the frozen generator, in eval mode)."""
         self.generator.eval()
-        return self.generator.generate(model, positives, self.steps, generator=rng)
+        return self.generator.generate(model, positives, self.steps, generator=rng, chain=self.chain)
 
     def form_loss(self, form: str, model: KGCModel, positives: Tensor, generated: Generated) -> Tensor:
         """L_hard before mu in either form, on given negatives: training uses `hard_loss`, reports both."""
@@ -234,5 +236,5 @@ def build_negatives(
     assert isinstance(config, TrainConfig)  # only the train section can ask for generated negatives
     objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight, config.joint_generator,
                                       config.generator_lr, config.diffusion_loss, hard_loss=config.hard_loss,
-                                      distmult_hard_margin=config.distmult_hard_margin)
+                                      distmult_hard_margin=config.distmult_hard_margin, chain=config.chain)
     return sampler, objective
