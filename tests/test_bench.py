@@ -133,3 +133,19 @@ def test_the_strided_chain_is_timed_beside_its_classic_base_with_both_ratios(tmp
     assert ratio["epoch_with_validation"] == pytest.approx(
         (dhns["seconds_per_epoch"] + validation["seconds"]) / (classic["seconds_per_epoch"] + validation["seconds"]))
     assert validation["valid_triples"] == 30 and _positive(validation["seconds"])
+
+
+def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, capsys):
+    args = TINY + ["--stages", "none", "--sweep", "--sweep-sizes", "600,1200", "--sweep-entities", "100,400",
+                   "--sweep-batches", "2", "--json", str(tmp_path / "s.json")]
+    assert bench.main(args) == 0
+    report = capsys.readouterr().out
+    assert "100, 400 entities" in report and "seconds per step against the entity table (600 triples)" in report
+    sweep = json.loads((tmp_path / "s.json").read_text())["sweep"]
+    assert [(row["entities"], row["triples"]) for row in sweep["rows"]] == [(100, 600), (100, 1200), (400, 600),
+                                                                            (400, 1200)]
+    steps = {row["entities"]: row["seconds_per_step"] for row in sweep["rows"] if row["triples"] == 600}
+    scaling = sweep["entity_scaling"]["rows"]
+    assert [row["entities"] for row in scaling] == [100, 400] and scaling[0]["over_smallest"] == 1.0
+    assert scaling[1]["over_smallest"] == pytest.approx(steps[400] / steps[100])
+    assert all(_positive(row["peak_host_rss_mib"]) for row in sweep["rows"])

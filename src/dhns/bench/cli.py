@@ -112,7 +112,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
     parser.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
     parser.add_argument("--sweep", action="store_true", help="time the pretrain step on synthetic graphs of each size")
     parser.add_argument("--sweep-sizes", default=",".join(map(str, DEFAULT_SWEEP_SIZES)), help="training triples")
-    parser.add_argument("--sweep-entities", type=int, default=defaults.sweep_entities)
+    parser.add_argument("--sweep-entities", default=",".join(map(str, defaults.sweep_entities)),
+                        help="entity counts, e.g. 15000,150000,1500000,5000000: the step's cost against the table's size")
     parser.add_argument("--sweep-relations", type=int, default=defaults.sweep_relations)
     parser.add_argument("--sweep-batches", type=_optional_int, default=None, help="timed batches per size")
     parser.add_argument("--sweep-dhns", action="store_true", help="also time the dhns step in the sweep")
@@ -149,7 +150,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
         num_negatives=args.num_negatives, diffusion_steps=args.diffusion_steps,
         modalities=parse_modalities(args.modalities), device=args.device, batches=args.batches, warmup=args.warmup,
         stages=stages, eval=args.eval, eval_batch_size=args.eval_batch_size, sweep=args.sweep,
-        sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=args.sweep_entities,
+        sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=tuple(int(n) for n in args.sweep_entities.split(",")),
         sweep_relations=args.sweep_relations, sweep_batches=args.sweep_batches, sweep_dhns=args.sweep_dhns,
         threads=args.threads, seed=args.seed, precision=args.precision,
         chain_stride=args.chain_stride, chain_eta=args.chain_eta, keep_freed_memory=not args.default_allocator,

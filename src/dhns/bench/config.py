@@ -28,7 +28,7 @@ class BenchConfig:
     eval_batch_size: int = 256
     sweep: bool = False
     sweep_sizes: tuple[int, ...] = DEFAULT_SWEEP_SIZES
-    sweep_entities: int = 15_000  # fixed entity count of the sweep's graphs, so only the triple count grows
+    sweep_entities: tuple[int, ...] = (15_000,)  # entity counts of the sweep's graphs; each runs every size
     sweep_relations: int = 30
     sweep_batches: int | None = None  # timed batches per sweep size; None = the whole epoch
     sweep_dhns: bool = False  # also time the dhns step in the sweep
@@ -46,8 +46,9 @@ class BenchConfig:
         unknown = [stage for stage in self.stages if stage not in STAGES]
         if unknown:
             raise ValueError(f"--stages {','.join(unknown)}: expected a subset of {','.join(STAGES)} or 'none'")
-        for key in ("dim", "batch_size", "num_negatives", "diffusion_steps", "eval_batch_size", "sweep_entities",
-                    "sweep_relations"):
+        if not self.sweep_entities or min(self.sweep_entities) < 1:
+            raise ValueError(f"--sweep-entities must be positive entity counts, got {list(self.sweep_entities)}")
+        for key in ("dim", "batch_size", "num_negatives", "diffusion_steps", "eval_batch_size", "sweep_relations"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         for key in ("batches", "sweep_batches", "threads"):

@@ -106,7 +106,8 @@ def format_report(result: dict[str, Any]) -> str:
         sweep = result["sweep"]
         timed = config["sweep_batches"]
         steps = "pretrain and dhns steps" if "dhns_spread" in sweep else "pretrain step"
-        lines += ["", f"scaling sweep: {steps}, {config['sweep_entities']} entities, "
+        entities = ", ".join(f"{n:,}" for n in config["sweep_entities"])
+        lines += ["", f"scaling sweep: {steps}, {entities} entities, "
                   + ("whole epochs timed" if timed is None else
                      f"first {timed} batches timed and extrapolated (linear by construction apart from per-batch "
                      f"costs that grow with the graph)"),
@@ -114,5 +115,10 @@ def format_report(result: dict[str, Any]) -> str:
                   f"seconds per 1k triples spread {sweep['spread']:.2f}x -> "
                   + ("linear" if sweep["linear"] else f"NOT linear (tolerance {sweep['tolerance']}x)")
                   + (f"; dhns step spread {sweep['dhns_spread']:.2f}x" if "dhns_spread" in sweep else "")]
+        if "entity_scaling" in sweep:
+            scaling = sweep["entity_scaling"]
+            lines.append(f"seconds per step against the entity table ({scaling['triples']:,} triples): " + ", ".join(
+                f"{row['entities']:,}: {row['seconds_per_step']:.4f} s ({row['over_smallest']:.2f}x)"
+                for row in scaling["rows"]))
     lines.append(f"process peak host RSS: {result['process_peak_host_rss_mib']:.0f} MiB")
     return "\n".join(lines)
