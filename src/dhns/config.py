@@ -24,6 +24,7 @@ GENERATED_NEGATIVES = ("none", "dhns")  # negatives added by a generator: none |
 FROM_SAMPLER = ""  # an axis left "" takes the sampler preset's value
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
+OPTIMIZERS = ("adam", "lazy_adam")
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training.kgc)
 REGULARIZERS = ("l2", "n3")
 HARD_LOSS_FORMS = ("reference", "per_view")
@@ -156,6 +157,7 @@ class PretrainConfig:
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
     num_processes: int = 1  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
     precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls) | bf16 (autocast) for the training steps
+    optimizer: str = "adam"  # adam (dense: every entity row, every step) | lazy_adam (only the rows a batch touches)
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
@@ -175,6 +177,10 @@ class PretrainConfig:
         _check_choice(section, "weighting", self.weighting, (FROM_SAMPLER,) + WEIGHTINGS)
         _check_choice(section, "precision", self.precision, PRECISIONS)
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
+        _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer == "lazy_adam" and (self.max_grad_norm > 0 or self.num_processes > 1):
+            raise ValueError(f"params {section}.optimizer: lazy_adam's sparse entity gradients work with neither "
+                             "max_grad_norm > 0 nor num_processes > 1 yet; use adam for those")
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
                     "num_processes"):
             _check_positive(section, key, getattr(self, key))

@@ -47,7 +47,7 @@ from dhns.bench.report import format_report
 from dhns.bench.stages import run_stages, time_evaluation
 from dhns.bench.sweep import run_sweep, write_sweep_csv, write_sweep_svg
 from dhns.bench.timing import device_peaks, hardware
-from dhns.config import MODEL_NAMES, PRECISIONS
+from dhns.config import MODEL_NAMES, OPTIMIZERS, PRECISIONS
 from dhns.host import keep_freed_memory, resolve_device
 
 
@@ -89,7 +89,7 @@ def _optional_int(value: str) -> int | None:
 # Options of the stages, the evaluation and the sweep: given with --peer they would be silently ignored.
 STAGE_ONLY_OPTIONS = ("model", "dim", "batch_size", "num_negatives", "diffusion_steps", "modalities", "stages", "eval",
                       "sweep", "sweep_sizes", "sweep_entities", "sweep_relations", "sweep_batches", "sweep_dhns",
-                      "precision", "plot", "chain_stride", "chain_eta")
+                      "precision", "plot", "chain_stride", "chain_eta", "optimizer")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerConfig, Path | None, Path | None]:
@@ -123,6 +123,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
                         help="leave glibc's allocator as is (the stages make it keep freed memory on CPU)")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
+                        help="the KGC steps' optimizer: adam (dense) | lazy_adam (sparse entity gradients)")
     parser.add_argument("--chain-stride", type=int, default=defaults.chain_stride,
                         help="the dhns step's reverse chain: 1 = every DDPM step, 0 = only the kept steps")
     parser.add_argument("--chain-eta", type=float, default=defaults.chain_eta, help="the strided chain's noise (0..1)")
@@ -153,7 +155,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
         sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=tuple(int(n) for n in args.sweep_entities.split(",")),
         sweep_relations=args.sweep_relations, sweep_batches=args.sweep_batches, sweep_dhns=args.sweep_dhns,
         threads=args.threads, seed=args.seed, precision=args.precision,
-        chain_stride=args.chain_stride, chain_eta=args.chain_eta, keep_freed_memory=not args.default_allocator,
+        optimizer=args.optimizer, chain_stride=args.chain_stride, chain_eta=args.chain_eta, keep_freed_memory=not args.default_allocator,
     )
     return config, args.json, args.plot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dhns.config import MODEL_NAMES, PRECISIONS
+from dhns.config import MODEL_NAMES, OPTIMIZERS, PRECISIONS
 
 STAGES = ("pretrain", "diffusion", "train")
 SYNTHETIC_PREFIX = "synthetic:"
@@ -35,6 +35,7 @@ class BenchConfig:
     threads: int | None = None  # torch CPU threads; None = torch's default
     seed: int = 0
     precision: str = "fp32"  # fp32 | tf32 | bf16: the training steps' and the chain's precision (params' `precision`)
+    optimizer: str = "adam"  # the KGC steps' optimizer (params' pretrain/train.optimizer): adam | lazy_adam
     chain_stride: int = 1  # the dhns step's reverse chain (params' train.chain_stride): 1 = full, 0 = kept steps only
     chain_eta: float = 1.0  # params' train.chain_eta
     keep_freed_memory: bool = True  # on CPU, as the stages do: glibc keeps freed large buffers (dhns.host)
@@ -57,6 +58,8 @@ class BenchConfig:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
         if self.chain_stride < 0 or not 0.0 <= self.chain_eta <= 1.0:
             raise ValueError(f"--chain-stride must be >= 0 and --chain-eta in [0, 1], got {self.chain_stride}, "
                              f"{self.chain_eta}")

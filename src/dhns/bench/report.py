@@ -64,7 +64,8 @@ def format_report(result: dict[str, Any]) -> str:
              f"{hw['torch_threads']}, torch {hw['torch']}, python {hw['python']}, GPU: {hw['gpu'] or 'none'}"
              + (f" ({hw['gpu_memory_gib']:.0f} GiB, CUDA {hw['cuda']})" if hw["gpu"] else ""),
              f"config: {config['model']} dim {config['dim']}, batch {config['batch_size']}, {config['num_negatives']} "
-             f"negatives, T = {config['diffusion_steps']}, stand-in modalities: {modalities}; "
+             f"negatives, T = {config['diffusion_steps']}, optimizer {config.get('optimizer', 'adam')}, "
+             f"stand-in modalities: {modalities}; "
              f"device {config['device']}; timed batches: {config['batches'] or 'whole epoch'}, "
              f"warmup {config['warmup']}"]
     if "graph" in result:

@@ -20,7 +20,7 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.training.ntat import build_negatives
 from dhns.training.step import adam, precision_context
-from dhns.training.kgc import train_step
+from dhns.training.kgc import kgc_optimizer, train_step
 
 Tensor = torch.Tensor
 
@@ -47,13 +47,13 @@ def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, stage: Pretra
     `train` too; the peer comparison passes the stream of triples it also gives the peer.
     """
     device = model.device
-    stage = dataclasses.replace(stage, num_negatives=config.num_negatives)
+    stage = dataclasses.replace(stage, num_negatives=config.num_negatives, optimizer=config.optimizer)
     began = time.perf_counter()
     sampler, extra = build_negatives(stage, train, model.num_entities, model.num_relations, generator)
     sampler.to(device)
     synchronize(device)
     setup = time.perf_counter() - began
-    optimizer = adam(model.parameters(), stage.kgc_lr)
+    optimizer = kgc_optimizer(model, stage)  # dense Adam, or lazy Adam on sparse entity gradients
     model.train()
 
     def step(batch: Tensor, rng: torch.Generator) -> Tensor:

@@ -46,6 +46,15 @@ class KGCModel(nn.Module):
     def device(self) -> torch.device:
         return self.relations.weight.device
 
+    @property
+    def sparse_entity_gradients(self) -> bool:
+        """Whether the entity table's gradient holds only the rows a batch touched (for a lazy optimizer)."""
+        return self.entities.structural.sparse
+
+    @sparse_entity_gradients.setter
+    def sparse_entity_gradients(self, value: bool) -> None:
+        self.entities.structural.sparse = bool(value)
+
     def score_triples(self, triples: Tensor) -> Tensor:
         """(..., 3) (head, relation, tail) ids -> (...) scores."""
         heads = self.entities(triples[..., 0])
@@ -57,12 +66,13 @@ class KGCModel(nn.Module):
         """Positive scores (B,) and scores (B, k) of each positive with one side replaced by `negatives` (B, k).
 
         With modalities, entities are fused once per distinct id in the batch, which is what makes multimodal
-        fusion cheap; without, a plain lookup is faster still (1.8x on the CPU) and has no data-dependent shape.
+        fusion cheap; without, a plain lookup is faster still (1.8x on the CPU) and has no data-dependent shape,
+        unless the entity table's gradients are sparse: then only the distinct rows may reach the scorer.
         Either way the candidates are handed to the scorer as a table and ids, so a distance scorer need not
         gather them (`Interaction.compare_gathered`).
         """
         batch = positives.shape[0]
-        if self.entities.modalities:
+        if self.entities.modalities or self.sparse_entity_gradients:
             ids = torch.cat([positives[:, 0], positives[:, 2], negatives.reshape(-1)])
             unique_ids, inverse = torch.unique(ids, return_inverse=True)  # fuse each entity once
             table = self.entities(unique_ids)  # (U, w)

@@ -31,7 +31,7 @@ from dhns.io import atomic_directory
 from dhns.live import StageCurves
 from dhns.models.kgc import KGCModel, save_model
 from dhns.sampling import NegativeSampler
-from dhns.training.step import adam, apply_gradients, precision_context, run_epoch
+from dhns.training.step import LazyAdam, adam, apply_gradients, precision_context, run_epoch
 
 if TYPE_CHECKING:
     from dhns.pipeline import StageInputs
@@ -135,7 +135,7 @@ def train_kgc(
     sample_rng = order_rng if not parallel.active else torch.Generator(device=device)
     if parallel.active:
         sample_rng.manual_seed(seed + 7919 * (parallel.rank + 1))  # each rank draws its own negatives
-    optimizer = adam(model.parameters(), config.kgc_lr)
+    optimizer = kgc_optimizer(model, config)
     temperature = config.loss_temperature()
     step = _make_step(model, optimizer, sampler, sample_rng, temperature, config, extra, parallel)
 
@@ -188,6 +188,19 @@ def train_kgc(
         model.load_state_dict(loop.best_state)
     model.eval()
     return TrainResult(loop.best_epoch, loop.best_metric, loop.epoch, time.perf_counter() - started, loop.history)
+
+
+def kgc_optimizer(model: KGCModel, config: PretrainConfig) -> torch.optim.Optimizer:
+    """`config.optimizer` for `model`: dense Adam, or lazy Adam with the entity table's gradients made sparse.
+
+    The model's gradient form is set here because it must match the optimizer: SparseAdam takes sparse
+    gradients only, and dense Adam would turn sparse ones back into a pass over the whole table.
+    """
+    model.sparse_entity_gradients = config.optimizer == "lazy_adam"
+    if not model.sparse_entity_gradients:
+        return adam(model.parameters(), config.kgc_lr)
+    table = model.entities.structural.weight
+    return LazyAdam([table], [p for p in model.parameters() if p is not table], config.kgc_lr)
 
 
 def _make_step(

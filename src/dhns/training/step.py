@@ -8,6 +8,7 @@ KGC trainer (and DVC does not rerun the diffusion stage when the KGC loop change
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -58,6 +59,70 @@ def adam(parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Ada
     parameters = list(parameters)
     fused = bool(parameters) and all(p.device.type in FUSED_ADAM_DEVICES and p.is_floating_point() for p in parameters)
     return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Adam on the rows a batch touched for parameters with sparse gradients (the entity table), dense Adam
+    for the rest.
+
+    The "lazy" Adam of large-scale embedding training (torch's `SparseAdam` computes the same update): a
+    row's first and second moments move only on steps whose batch used the row, and the bias corrections
+    count the parameter's steps. A step then costs what the batch touches, not the table's size. It is not
+    Adam: an untouched row keeps its value, where dense Adam keeps moving it along its decaying momentum.
+    Written with gathers and `index_add_` on the touched rows rather than sparse-tensor arithmetic, which
+    made `SparseAdam` about 3x slower here.
+    """
+
+    def __init__(self, sparse: Iterable[torch.nn.Parameter], dense: Iterable[torch.nn.Parameter], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        sparse, dense = list(sparse), list(dense)
+        super().__init__(sparse, {"lr": lr, "betas": betas, "eps": eps})
+        self.dense = adam(dense, lr) if dense else None
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for parameter in group["params"]:
+                if parameter.grad is None:
+                    continue
+                if not parameter.grad.is_sparse:
+                    raise RuntimeError("LazyAdam: the entity table got a dense gradient; something used the whole "
+                                       "table in training (lazy_adam needs lookups of the rows a batch touches)")
+                grad = parameter.grad.coalesce()  # duplicate rows (several lookups of one entity) summed
+                rows, values = grad.indices()[0], grad.values()  # (U,), (U, w)
+                state = self.state[parameter]
+                if not state:
+                    state["step"] = 0
+                    # written now, not left to calloc's lazy zero pages: otherwise every step faults in the pages
+                    # of the rows it touches for the first time, for an epoch or more
+                    state["exp_avg"] = torch.empty_like(parameter).zero_()
+                    state["exp_avg_sq"] = torch.empty_like(parameter).zero_()
+                state["step"] += 1
+                step = state["step"]
+                first = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)  # (U, w)
+                second = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values,
+                                                                                       value=1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, first)
+                state["exp_avg_sq"].index_copy_(0, rows, second)
+                # SparseAdam's form: eps is added to sqrt(v) before the bias correction, not after as in Adam
+                step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+                parameter.index_add_(0, rows, first.div_(second.sqrt_().add_(group["eps"])), alpha=-step_size)
+        if self.dense is not None:
+            self.dense.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none=set_to_none)
+        if self.dense is not None:
+            self.dense.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"sparse": super().state_dict(), "dense": self.dense.state_dict() if self.dense else None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict["sparse"])
+        if self.dense is not None:
+            self.dense.load_state_dict(state_dict["dense"])
 
 
 def run_epoch(

@@ -1,0 +1,136 @@
+"""Lazy Adam: a step updates only the entity rows its batch touched, by Adam's rule on those rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dhns.config import ModelConfig, PretrainConfig
+from dhns.evaluation import build_filter_index, evaluate_link_prediction
+from dhns.models.kgc import KGCModel
+from dhns.sampling import make_sampler
+from dhns.training.kgc import kgc_optimizer, train_kgc, train_step
+from dhns.training.step import LazyAdam
+from test_training import functional_graph
+
+
+def adam_row(value: float, grads: list[float | None], lr: float, beta1: float = 0.9, beta2: float = 0.999,
+             eps: float = 1e-8) -> float:
+    """One scalar of a row under lazy Adam, by hand: steps where the row is untouched (None) change nothing,
+    neither the value nor the moments; bias corrections count the parameter's steps, and eps is added to
+    sqrt(v) before the bias correction (torch's SparseAdam; dense Adam adds it after)."""
+    m = v = 0.0
+    for step, grad in enumerate(grads, 1):
+        if grad is None:
+            continue
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad * grad
+        value -= lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step) * m / (math.sqrt(v) + eps)
+    return value
+
+
+def test_lazy_adam_moves_only_touched_rows_by_adams_rule():
+    torch.manual_seed(0)
+    table = nn.Embedding(4, 2, sparse=True)
+    scale = nn.Parameter(torch.tensor([1.5]))
+    start = table.weight.detach().clone()
+    optimizer = LazyAdam([table.weight], [scale], lr=0.1)
+    # step 1 touches rows 0 and 2 (row 2 twice), step 2 rows 0 and 1; loss = scale * sum of coefficients * rows
+    steps = [(torch.tensor([0, 2, 2]), torch.tensor([[1.0, -2.0], [0.5, 0.25], [0.5, 0.25]])),
+             (torch.tensor([0, 1]), torch.tensor([[-3.0, 0.5], [2.0, -1.0]]))]
+    for ids, coefficients in steps:
+        optimizer.zero_grad()
+        (scale * (table(ids) * coefficients).sum()).backward()
+        assert table.weight.grad.is_sparse
+        optimizer.step()
+    weight = table.weight.detach()
+    # the gradient of row r is scale * (sum of its coefficients); scale is still 1.5 at step 1 and moved at step 2
+    scale_after_one = adam_row(1.5, [float((steps[0][1] * start[steps[0][0]]).sum())], 0.1)
+    expected = {
+        (0, 0): adam_row(float(start[0, 0]), [1.5 * 1.0, scale_after_one * -3.0], 0.1),
+        (0, 1): adam_row(float(start[0, 1]), [1.5 * -2.0, scale_after_one * 0.5], 0.1),
+        (2, 0): adam_row(float(start[2, 0]), [1.5 * 1.0, None], 0.1),
+        (2, 1): adam_row(float(start[2, 1]), [1.5 * 0.5, None], 0.1),
+        (1, 0): adam_row(float(start[1, 0]), [None, scale_after_one * 2.0], 0.1),  # first update at step 2
+        (1, 1): adam_row(float(start[1, 1]), [None, scale_after_one * -1.0], 0.1),
+    }
+    for (row, column), value in expected.items():
+        assert float(weight[row, column]) == pytest.approx(value, abs=1e-6), (row, column)
+    for row in (3,):  # never touched: exactly as initialised
+        assert torch.equal(weight[row], start[row])
+    state = optimizer.state_dict()
+    clone = LazyAdam([nn.Parameter(weight.clone())], [nn.Parameter(scale.detach().clone())], lr=0.1)
+    clone.load_state_dict(state)
+    assert clone.state_dict()["sparse"]["state"][0]["step"] == 2
+
+
+def test_lazy_adam_takes_the_update_torchs_sparse_adam_takes():
+    torch.manual_seed(0)
+    tables = [nn.Embedding(50, 3, sparse=True) for _ in range(2)]
+    tables[1].weight.data.copy_(tables[0].weight.data)
+    ours, theirs = LazyAdam([tables[0].weight], [], lr=0.05), torch.optim.SparseAdam([tables[1].weight], lr=0.05)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        ids = torch.randint(0, 50, (30,), generator=generator)
+        coefficients = torch.randn(30, 3, generator=generator)
+        for table, optimizer in zip(tables, (ours, theirs)):
+            optimizer.zero_grad()
+            (table(ids) * coefficients).square().sum().backward()
+            optimizer.step()
+    torch.testing.assert_close(tables[0].weight, tables[1].weight, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_text", [False, True], ids=["structure", "multimodal"])
+def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text):
+    torch.manual_seed(0)
+    triples = functional_graph(20, 3)
+    num_entities = 80
+    features = {"text": (torch.randn(num_entities, 6), torch.ones(num_entities, dtype=torch.bool))} if with_text else None
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), num_entities, 3, features)
+    config = PretrainConfig(num_negatives=2, batch_size=4, optimizer="lazy_adam")
+    optimizer = kgc_optimizer(model, config)
+    assert model.sparse_entity_gradients and isinstance(optimizer, LazyAdam)
+    sampler = make_sampler("uniform", triples, num_entities, 3, config.num_negatives)
+    before = model.entities.structural.weight.detach().clone()
+    seen: list[torch.Tensor] = []
+    original = sampler.sample
+
+    def recording(positives, generator=None):
+        negatives = original(positives, generator)
+        seen.append(negatives.entities.reshape(-1))
+        return negatives
+
+    sampler.sample = recording
+    batch = triples[:4]
+    train_step(model, optimizer, sampler, batch, torch.Generator().manual_seed(1), 1.0, 0.0)
+    touched = torch.zeros(num_entities, dtype=torch.bool)
+    touched[torch.cat([batch[:, 0], batch[:, 2], *seen])] = True
+    moved = (model.entities.structural.weight.detach() != before).any(dim=1)
+    assert moved.any() and not (moved & ~touched).any()
+
+
+def test_lazy_adam_learns_a_functional_graph_like_adam():
+    num_sources, num_relations = 20, 3
+    num_entities = num_sources * (1 + num_relations)
+    triples = functional_graph(num_sources, num_relations)
+    index = build_filter_index(triples, num_entities)
+    mrr = {}
+    for optimizer in ("adam", "lazy_adam"):
+        torch.manual_seed(0)
+        model = KGCModel(ModelConfig(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
+        config = PretrainConfig(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50,
+                                patience=0, optimizer=optimizer)
+        sampler = make_sampler("uniform", triples, num_entities, num_relations, config.num_negatives)
+        train_kgc(model, triples, triples, index, sampler, config, seed=0)
+        mrr[optimizer] = evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"]
+    assert mrr["lazy_adam"] > 0.9 and mrr["adam"] > 0.9, mrr
+
+
+def test_lazy_adam_refuses_what_sparse_gradients_cannot_do_yet():
+    with pytest.raises(ValueError, match="pretrain.optimizer: lazy_adam"):
+        PretrainConfig(optimizer="lazy_adam", max_grad_norm=1.0)
+    with pytest.raises(ValueError, match="pretrain.optimizer"):
+        PretrainConfig(optimizer="sgd")
