@@ -71,15 +71,19 @@ bench: $(STAMP)
 	$(BIN)/python -m dhns.bench $(BENCH_ARGS)
 
 # PyKEEN's and our training step (TransE, RotatE: dim 200, batch 2000, 64 negatives, self-adversarial loss) and
-# filtered evaluation on MKG-Y in one run, each against the machine's memory-bandwidth floor. PyKEEN is the
-# optional `peers` extra, installed once with the pinned stack held fixed. A short run:
-# PEER_ARGS="--batches 20 --peer-eval-triples 300 --json bench-peers.json"; steadier: --peer-epochs 3.
+# filtered evaluation on MKG-Y in one run, each against the machine's memory-bandwidth floor; then the same against
+# TorchKGE (TransE only: it has no RotatE). Both are the optional `peers` extra, installed once with the pinned stack
+# held fixed. A short run: PEER_ARGS="--batches 20 --peer-eval-triples 300"; steadier: --peer-epochs 3. Both runs
+# read PEER_ARGS: give each its own --json in PYKEEN_ARGS and TORCHKGE_ARGS (one file in PEER_ARGS: the second wins).
 PEER_ARGS ?=
+PYKEEN_ARGS ?=
+TORCHKGE_ARGS ?=
 bench-peers: $(STAMP)
-	$(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('pykeen') is None)" || \
+	$(BIN)/python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('pykeen', 'torchkge')))" || \
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -c requirements.txt \
-		-e '.[peers]'  # only when missing; -c holds every pinned version fixed
-	$(BIN)/python -m dhns.bench --peer pykeen $(PEER_ARGS)
+		-e '.[peers]'  # only when either is missing; -c holds every pinned version fixed
+	$(BIN)/python -m dhns.bench --peer pykeen $(PEER_ARGS) $(PYKEEN_ARGS)
+	$(BIN)/python -m dhns.bench --peer torchkge $(PEER_ARGS) $(TORCHKGE_ARGS)  # TransE: its only model of the two
 
 # Every GPU check in one call, each part under its own timeout (scripts/gpu_suite.py: CUDA tests, the stages end to
 # end with a kill and resume, torchrun, evaluation, the benchmark in fp32/tf32/bf16); summary.md under --out.

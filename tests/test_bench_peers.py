@@ -1,4 +1,4 @@
-"""The peer comparison: ratios, floors and report from a fake peer; then (with PyKEEN) a tiny real run."""
+"""The peer comparison: ratios, floors and report from a fake peer; then tiny real runs with PyKEEN and TorchKGE."""
 
 from __future__ import annotations
 
@@ -149,3 +149,71 @@ def test_pykeen_holds_our_weights_and_ranks_like_us(tmp_path, capsys):
             expected = -difference.abs().square().sum(-1).sqrt()  # PyKEEN 1.11.1: the complex L2 norm
         with torch.no_grad():
             assert torch.allclose(kge.score_hrt(triples).squeeze(-1), expected, atol=1e-5), model
+
+
+TORCHKGE_ARGS = ["--peer", "torchkge"] + TINY_ARGS[2:]  # its only model of the two, TransE, by default
+TORCHKGE_CONFIG = TINY | {"peer": "torchkge", "models": ("transe",)}
+
+
+def test_torchkge_has_no_rotate(capsys):
+    assert main(TORCHKGE_ARGS + ["--peer-models", "transe,rotate"]) == 2  # refused before any import or timing
+    assert "--peer torchkge has no rotate: pass --peer-models transe" in capsys.readouterr().err
+
+
+def test_missing_torchkge_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torchkge", None)
+    monkeypatch.delitem(sys.modules, "dhns.bench.torchkge_side", raising=False)
+    assert main(TORCHKGE_ARGS) == 2
+    assert "--peer torchkge needs torchkge" in capsys.readouterr().err
+
+
+def test_torchkge_holds_our_weights_and_ranks_like_us(tmp_path, capsys):
+    torchkge = pytest.importorskip("torchkge")
+    from dhns.bench.inputs import load_graph
+    from dhns.bench.torchkge_side import SelfAdversarialLoss, TorchKGESide, load_structural_weights
+    from dhns.training.kgc import negative_weights, sigmoid_loss
+
+    out = tmp_path / "peers.json"
+    assert main(TORCHKGE_ARGS + ["--json", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert f"== dhns vs torchkge {torchkge.__version__}:" in report and "| TransE | filtered MRR" in report
+    assert "torchkge: ranks are pessimistic only" in report  # its one tie policy, said in the notes
+    assert "filtered MRR (ours realistic, peer pessimistic)" in report
+    result = json.loads(out.read_text())
+    assert result["sides"]["peer"] == f"torchkge {torchkge.__version__}" and list(result["models"]) == ["transe"]
+    figures = result["models"]["transe"]
+    for side in ("dhns", "peer"):
+        for key in ("triples_per_second", "seconds_per_epoch", "times_floor"):
+            value = figures["training"][side][key]
+            assert math.isfinite(value) and value > 0, (side, key)
+        assert figures["evaluation"][side]["seconds"] > 0
+    assert figures["training"]["peer"]["triples"] == 100 and figures["training"]["peer"]["batches"] == 2
+    # its evaluation scores the stored rows as ours does (ours less the margin): with no ties, same ranks
+    assert figures["evaluation"]["mrr_difference"] < 1e-5
+
+    # the weight copy: its evaluation scores -||h + r - t||_1 of our rows; its training scores normalise h and t
+    graph = load_graph(TINY["dataset"])
+    side = TorchKGESide(PeerConfig(**TORCHKGE_CONFIG), graph, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(3)
+    weights = StructuralWeights("transe", torch.randn(40, 8, generator=generator),
+                                torch.randn(4, 8, generator=generator))
+    kge = side.model("transe")
+    load_structural_weights(kge, weights)
+    heads, relations, tails = graph.train[:7].unbind(dim=1)
+    entities, translations = weights.entities, weights.relations
+    with torch.no_grad():
+        head_rows, _, relation_rows, candidates = kge.inference_prepare_candidates(heads, tails, relations)
+        tail_scores = kge.inference_scoring_function(head_rows, candidates, relation_rows)  # (7, 40)
+        expected = -(entities[heads, None] + translations[relations, None] - entities[None]).abs().sum(-1)
+        assert torch.allclose(tail_scores, expected, atol=1e-5)
+        unit = torch.nn.functional.normalize(entities, dim=1)
+        training = -(unit[heads] + translations[relations] - unit[tails]).abs().sum(-1)
+        assert torch.allclose(kge.scoring_function(heads, tails, relations), training, atol=1e-5)
+
+    # our loss on its score layout: positives repeated per negative, negatives as k blocks of the batch
+    positive, negative = torch.randn(5, generator=generator), torch.randn(5, 3, generator=generator)
+    margin, temperature = PeerConfig().margin, PeerConfig().adversarial_temperature
+    ours = sigmoid_loss(margin + positive, margin + negative,
+                        negative_weights(margin + negative, torch.ones(5, 3, dtype=torch.bool), temperature))
+    theirs = SelfAdversarialLoss(margin, temperature, 3)(positive.repeat(3), negative.t().reshape(-1))
+    assert torch.allclose(theirs, ours)

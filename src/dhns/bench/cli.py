@@ -42,7 +42,7 @@ from dhns.bench.comparison import run_peer_comparison
 from dhns.bench.config import DEFAULT_SWEEP_SIZES, STAGES, BenchConfig, parse_modalities
 from dhns.bench.inputs import load_graph
 from dhns.bench.peer_report import format_peer_report
-from dhns.bench.peers import PEER_MODELS, PEERS, PeerConfig, PeerUnavailable
+from dhns.bench.peers import PEER_HAS_MODELS, PEER_MODELS, PEERS, PeerConfig, PeerUnavailable
 from dhns.bench.report import format_report
 from dhns.bench.stages import run_stages, time_evaluation
 from dhns.bench.sweep import run_sweep, write_sweep_csv, write_sweep_svg
@@ -135,7 +135,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
         "peer comparison", "--peer runs it instead of the stages; it also reads --dataset, --device, --threads, "
         "--warmup, --seed, --batches (timed batches per side and model), --eval-batch-size and --json")
     peer.add_argument("--peer", choices=tuple(PEERS), default=None, help="compare with this library (pip install -e .[peers])")
-    peer.add_argument("--peer-models", default=",".join(PEER_MODELS), help="subset of " + ",".join(PEER_MODELS))
+    peer.add_argument("--peer-models", default=None,
+                      help="subset of " + ",".join(PEER_MODELS) + " (default: every one the peer has)")
     peer.add_argument("--peer-dim", type=int, default=peer_defaults.dim)
     peer.add_argument("--peer-batch-size", type=int, default=peer_defaults.batch_size)
     peer.add_argument("--peer-negatives", type=int, default=peer_defaults.num_negatives, help="per positive")
@@ -160,13 +161,20 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
     return config, args.json, args.plot
 
 
+def peer_models(peer: str, spec: str | None) -> tuple[str, ...]:
+    """--peer-models as given, or every model of PEER_MODELS the peer library has."""
+    if spec is None:
+        return tuple(model for model in PEER_MODELS if model in PEER_HAS_MODELS.get(peer, PEER_MODELS))
+    return tuple(model.strip() for model in spec.split(",") if model.strip())
+
+
 def _peer_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> PeerConfig:
     changed = [name for name in STAGE_ONLY_OPTIONS if getattr(args, name) != parser.get_default(name)]
     if changed:
         raise ValueError(f"--peer: {', '.join('--' + name.replace('_', '-') for name in changed)} apply to the stages, "
                          "not to the peer comparison (its own options are --peer-dim, --peer-batch-size, ...)")
     return PeerConfig(
-        peer=args.peer, dataset=args.dataset, models=tuple(m.strip() for m in args.peer_models.split(",") if m.strip()),
+        peer=args.peer, dataset=args.dataset, models=peer_models(args.peer, args.peer_models),
         dim=args.peer_dim, batch_size=args.peer_batch_size, num_negatives=args.peer_negatives, epochs=args.peer_epochs,
         batches=args.batches, warmup=args.warmup, eval_triples=args.peer_eval_triples,
         eval_batch_size=args.eval_batch_size, device=args.device, threads=args.threads, seed=args.seed,

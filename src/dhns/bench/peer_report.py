@@ -36,10 +36,16 @@ def model_rows(title: str, figures: dict[str, Any]) -> list[str]:
         rows += [[title, "evaluation s", f"{ours['seconds']:.3f}", f"{peer['seconds']:.3f}", _ratio(ev["speedup"])],
                  [title, "evaluation / memory floor", _ratio(ours["times_floor"]), _ratio(peer["times_floor"]),
                   f"floor {1000 * ours['floor_seconds']:.1f} ms ({_megabytes(ours['floor_bytes'])})"],
-                 [title, "filtered MRR (realistic), our weights", f"{ours['mrr']:.6f}", f"{peer['mrr']:.6f}",
-                  f"difference {ev['mrr_difference']:.1e}"],
+                 [title, f"filtered MRR ({_policies(ours, peer)}), our weights", f"{ours['mrr']:.6f}",
+                  f"{peer['mrr']:.6f}", f"difference {ev['mrr_difference']:.1e}"],
                  [title, "hits@10", f"{ours['hits_at_10']:.4f}", f"{peer['hits_at_10']:.4f}", ""]]
     return [_row(cells) for cells in rows]
+
+
+def _policies(ours: dict, peer: dict) -> str:
+    """The tie policy of the ranks compared: one word when both sides rank alike, else ours / the peer's."""
+    mine, theirs = ours.get("tie_policy", "realistic"), peer.get("tie_policy", "realistic")
+    return mine if mine == theirs else f"ours {mine}, peer {theirs}"
 
 
 def format_peer_report(result: dict[str, Any]) -> str:

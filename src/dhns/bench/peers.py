@@ -4,7 +4,8 @@ Both sides train the same structural model (no modality features) on one stream 
 the other, with the same batch size, negatives, loss (self-adversarial, margin and temperature from the
 library's defaults), optimiser and thread count; each warms up first and times only its own pass. A
 side is anything with `train` and `evaluate` (`PeerSide`): ours is `own_side`, PyKEEN's `pykeen_side`,
-and tests pass a fake one; `comparison` runs them and computes the ratios.
+TorchKGE's `torchkge_side` (TransE only), and tests pass a fake one; `comparison` runs them and computes the
+ratios.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dhns.config import ModelConfig, PretrainConfig
 Tensor = torch.Tensor
 PEER_MODELS = ("transe", "rotate")
 # peer name -> (module, class); imported only when asked for, so the peer library stays optional
-PEERS = {"pykeen": ("dhns.bench.pykeen_side", "PyKEENSide")}
+PEERS = {"pykeen": ("dhns.bench.pykeen_side", "PyKEENSide"), "torchkge": ("dhns.bench.torchkge_side", "TorchKGESide")}
+PEER_HAS_MODELS = {"torchkge": ("transe",)}  # peers lacking some of PEER_MODELS: torchkge 0.17.7 has no RotatE
 INSTALL_HINT = "pip install -e .[peers]"
 SIZE_OPTIONS = {"dim": "--peer-dim", "batch_size": "--peer-batch-size", "num_negatives": "--peer-negatives",
                 "epochs": "--peer-epochs", "eval_batch_size": "--eval-batch-size"}  # config field -> its option
@@ -61,6 +63,10 @@ class PeerConfig:
         unknown = [model for model in self.models if model not in PEER_MODELS]
         if unknown or not self.models:
             raise ValueError(f"--peer-models {','.join(self.models)}: expected a subset of {','.join(PEER_MODELS)}")
+        has = PEER_HAS_MODELS.get(self.peer, PEER_MODELS)
+        missing = [model for model in self.models if model not in has]
+        if missing:
+            raise ValueError(f"--peer {self.peer} has no {','.join(missing)}: pass --peer-models {','.join(has)}")
         for key, option in SIZE_OPTIONS.items():
             if getattr(self, key) < 1:
                 raise ValueError(f"{option} must be >= 1, got {getattr(self, key)}")
@@ -85,8 +91,9 @@ class TrainingRun:
 @dataclass(frozen=True)
 class EvaluationRun:
     seconds: float  # everything from known triples to metrics: the filter's preparation and the ranking
-    mrr: float  # filtered, realistic ranks, head and tail queries pooled
+    mrr: float  # filtered, head and tail queries pooled, under `tie_policy`
     hits_at_10: float
+    tie_policy: str = "realistic"  # a peer that offers no realistic ranks says which it computed
 
 
 @dataclass(frozen=True)
