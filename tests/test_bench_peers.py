@@ -217,3 +217,11 @@ def test_torchkge_holds_our_weights_and_ranks_like_us(tmp_path, capsys):
                         negative_weights(margin + negative, torch.ones(5, 3, dtype=torch.bool), temperature))
     theirs = SelfAdversarialLoss(margin, temperature, 3)(positive.repeat(3), negative.t().reshape(-1))
     assert torch.allclose(theirs, ours)
+
+
+def test_a_peer_defaults_to_the_models_it_has():
+    from dhns.bench.cli import parse_args
+
+    assert parse_args(["--peer", "torchkge"])[0].models == ("transe",)  # no RotatE in TorchKGE
+    assert parse_args(["--peer", "pykeen"])[0].models == ("transe", "rotate")
+    assert parse_args(["--peer", "pykeen", "--peer-models", "rotate"])[0].models == ("rotate",)
