@@ -69,8 +69,8 @@ class LazyAdam(torch.optim.Optimizer):
     row's first and second moments move only on steps whose batch used the row, and the bias corrections
     count the parameter's steps. A step then costs what the batch touches, not the table's size. It is not
     Adam: an untouched row keeps its value, where dense Adam keeps moving it along its decaying momentum.
-    Written with gathers and `index_add_` on the touched rows rather than sparse-tensor arithmetic, which
-    made `SparseAdam` about 3x slower here.
+    Written with gathers and `index_add_` on the touched rows rather than sparse-tensor arithmetic, and with
+    its moments written at creation: at 1.5M entities a step took 0.50 s against 0.58 s with `SparseAdam`.
     """
 
     def __init__(self, sparse: Iterable[torch.nn.Parameter], dense: Iterable[torch.nn.Parameter], lr: float,
