@@ -2,14 +2,14 @@
 
 Every expected value is the plain form written out here: candidates gathered as a (B, k, w) tensor and the
 scorer's formula applied to them, differentiated by autograd. Each test runs twice: with the compiled
-loops of `dhns.models.native` and with their PyTorch form (`GatheredDistance`, `DHNS_NATIVE=0`).
+loops of `dhns.native` and with their PyTorch form (`GatheredDistance`, `DHNS_NATIVE=0`).
 """
 
 import pytest
 import torch
 
 from dhns.config import ModelConfig
-from dhns.models import native
+from dhns import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
@@ -186,6 +186,8 @@ def test_training_loss_and_model_gradients_match_the_plain_form(name, with_text,
     torch.testing.assert_close(fused_loss, plain_loss, **tolerance)
     for parameter_name, fused, plain in zip((n for n, p in model.named_parameters() if p.requires_grad),
                                             fused_grads, plain_grads):
+        if precision == "bf16":  # bf16 keeps 8 bits: a sum of rounded products is off by ~1% of its terms' scale
+            tolerance = {"rtol": 2e-2, "atol": 1e-2 * float(plain.abs().max())}
         torch.testing.assert_close(fused, plain, **tolerance, msg=lambda text, key=parameter_name: f"{key}: {text}")
 
 

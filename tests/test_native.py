@@ -1,4 +1,4 @@
-"""Building and loading the compiled distance loops (`dhns.models.native`), and falling back without them."""
+"""Building and loading the compiled distance loops (`dhns.native`), and falling back without them."""
 
 import logging
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from dhns.models import native
+from dhns import native
 from dhns.models.interactions import make_interaction
 
 
@@ -23,7 +23,7 @@ def test_the_library_is_built_once_into_the_cache_and_reused(fresh_library, monk
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler")
     assert native.available()
-    built = list(fresh_library.glob("distance_kernels-*.so"))
+    built = list(fresh_library.glob("kernels-*.so"))
     assert len(built) == 1 and built[0].stat().st_size > 0
     stamp = built[0].stat().st_mtime_ns
     native._library.cache_clear()
@@ -41,7 +41,7 @@ def _no_compiling(run):
 
 def test_without_a_compiler_the_scorers_keep_their_pytorch_form(fresh_library, monkeypatch, caplog):
     monkeypatch.setenv("CC", str(fresh_library / "no-such-compiler"))
-    with caplog.at_level(logging.WARNING, logger="dhns.models.native"):
+    with caplog.at_level(logging.WARNING, logger="dhns.native"):
         assert not native.available()
     assert "PyTorch form" in caplog.text
     transe = make_interaction("transe", 3, 2.0)

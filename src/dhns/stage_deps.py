@@ -4,7 +4,7 @@ DVC reruns a stage only when one of its `deps` changes, so a library module that
 `dvc.yaml` does not list is a stale cache waiting to happen: edit a default in it and every cached model
 stays "up to date". The imports are read statically (the `ast` of every module reached, imports inside
 functions included, since a lazy import still runs), so the closure is a superset of what a run executes
-and never misses a file. Files a module reads next to itself (the C kernels of `dhns.models.native`) are
+and never misses a file. Files a module reads next to itself (the C kernels of `dhns.native`) are
 part of it when the module's source names them.
 
 `python -m dhns.stage_deps` prints, per stage of `dvc.yaml`, the deps its code needs and what is missing

@@ -18,9 +18,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dhns import native
+
 Tensor = torch.Tensor
 
 MAX_PERIOD = 10_000.0
+MATMUL_WEIGHTS = ("first_x", "first_c", "last", "last_bias")  # the prepared weights the chain's matmuls read
 
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
@@ -125,7 +128,7 @@ def _centred(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Row mean (..., 1), centred values (..., n) and their sum of squares (..., 1)."""
     mean = z.mean(dim=-1, keepdim=True)
     centred = z - mean
-    return mean, centred, centred.square().sum(dim=-1, keepdim=True)
+    return mean, centred, torch.linalg.vector_norm(centred, dim=-1, keepdim=True).square_()  # one pass, no temporary
 
 
 def _folded_weights(denoiser: ConditionalDenoiser) -> dict[str, Tensor]:
@@ -182,16 +185,25 @@ class PreparedDenoisers:
         levels = len(denoisers)
         if stacked_condition.dim() != 3 or stacked_condition.shape[0] != levels or condition.shape[-1] != self.width:
             raise ValueError(f"condition must be ({levels}, N, {self.width}), got {tuple(condition.shape)}")
-        per_level = [_folded_weights(denoiser) for denoiser in denoisers]
-        self.weights = {name: torch.stack([folded[name] for folded in per_level]) for name in per_level[0]}  # (L, ...)
-        self.state_shape = stacked_condition.shape
-        self.condition_mean, centred, self.condition_m2 = _centred(stacked_condition)  # (L, N, 1), (L, N, w), (L, N, 1)
-        self.condition_term = torch.bmm(centred, self.weights["first_c"])  # (L, N, hidden): W1g_c (c - m_c)
-        self.ones = centred.new_ones(levels, centred.shape[1], 1)  # (L, N, 1): the input column of tau's term
+        self.device_type = condition.device.type
+        # The matmuls' dtype: autocast's where the chain runs under it (bf16 on CPUs), cast here once per chain
+        # rather than by autocast at every call; the elementwise work between them stays fp32.
+        autocast = torch.is_autocast_enabled(self.device_type)
+        self.dtype = torch.get_autocast_dtype(self.device_type) if autocast else condition.dtype
+        with torch.autocast(self.device_type, enabled=False):
+            per_level = [_folded_weights(denoiser) for denoiser in denoisers]
+            weights = {name: torch.stack([folded[name] for folded in per_level]) for name in per_level[0]}  # (L, ...)
+            self.weights = weights | {name: weights[name].to(self.dtype) for name in MATMUL_WEIGHTS}
+            self.state_shape = stacked_condition.shape
+            self.condition_mean, centred, self.condition_m2 = _centred(stacked_condition)  # (L, N, 1), (L, N, w), (L, N, 1)
+            # (L, N, hidden): W1g_c (c - m_c), the first matmul's constant term
+            self.condition_term = torch.bmm(centred.to(self.dtype), self.weights["first_c"])
+        # the first matmul's (L, N, w + 4) input, rewritten at every step; its last column, the constant-one
+        # input of tau's term, never changes
+        self.inputs = centred.new_ones(levels, centred.shape[1], self.width + 4, dtype=self.dtype)
         # A fresh multi-MB CPU buffer page-faults at every step (about a quarter of a step at width 200), so
-        # CPU steps reuse one. CUDA's caching allocator needs none; under autocast out= is not used either
-        # (an out= op is not autocast).
-        self.work = torch.empty_like(self.condition_term) if condition.device.type == "cpu" else None
+        # CPU steps reuse one. CUDA's caching allocator needs none.
+        self.work = torch.empty_like(self.condition_term) if self.device_type == "cpu" else None
 
     def time_features(self, t: int, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         """tau_t's row mean (L, 1, 1), centred sum of squares (L, 1, 1) and W1g_tau (tau - m_tau) (L, 1, hidden)."""
@@ -210,6 +222,11 @@ class PreparedDenoisers:
         x = x_t.unsqueeze(0) if self.single else x_t  # (L, N, w)
         if x.shape != self.state_shape:
             raise ValueError(f"x_t has shape {tuple(x_t.shape)}, the bound condition {tuple(self.state_shape)}")
+        with torch.autocast(self.device_type, enabled=False):
+            noise = self._noise(x.to(self.condition_mean.dtype), t).to(x.dtype)
+        return noise.squeeze(0) if self.single else noise
+
+    def _noise(self, x: Tensor, t: int) -> Tensor:
         weights, width = self.weights, self.width
         tau_mean, tau_m2, tau_term = self.time_features(t, x.dtype)  # (L, 1, 1), (L, 1, 1), (L, 1, hidden)
         weights["first_x"][:, -1:].copy_(tau_term)  # the weight of the constant-one input column
@@ -217,10 +234,26 @@ class PreparedDenoisers:
         mean = (x_mean + tau_mean + self.condition_mean) / 3  # (L, N, 1): the parts have equal widths
         shifts = torch.cat([x_mean - mean, (tau_mean - mean), self.condition_mean - mean], dim=-1)  # (L, N, 3)
         variance = (x_m2 + tau_m2 + self.condition_m2 + width * shifts.square().sum(-1, keepdim=True)) / (3 * width)
-        inputs = torch.cat([x_centred, shifts, self.ones], dim=-1)  # (L, N, w + 4)
-        work = None if torch.is_autocast_enabled(x.device.type) else self.work
-        hidden = torch.baddbmm(self.condition_term, inputs, weights["first_x"], out=work)  # W1g (z - mu)
-        hidden.mul_(torch.rsqrt(variance + self.eps_in)).add_(weights["first_bias"]).relu_()  # (L, N, hidden)
-        normed = F.layer_norm(hidden, (self.hidden,), eps=self.eps_hidden)  # gamma2, beta2 live in "last"
-        noise = torch.baddbmm(weights["last_bias"], normed, weights["last"])  # (L, N, w)
-        return noise.squeeze(0) if self.single else noise
+        inputs = self.inputs  # (L, N, w + 4) = [x - m_x, shifts, 1], written in place in the matmuls' dtype
+        inputs[..., :width].copy_(x_centred)
+        inputs[..., width : width + 3].copy_(shifts)
+        row_scale = torch.rsqrt(variance + self.eps_in)
+        if native.hidden_usable(self.work, self.condition_term):
+            # W1g (z - mu) without the condition's term, which the compiled pass adds as it reads each row:
+            # baddbmm would first copy that (L, N, hidden) term into its output, then read it back
+            hidden = torch.bmm(inputs, weights["first_x"], out=self.work)
+            normed = native.denoiser_hidden_(hidden, row_scale, weights["first_bias"], self.eps_hidden,
+                                             addend=self.condition_term)
+        else:
+            hidden = torch.baddbmm(self.condition_term, inputs, weights["first_x"], out=self.work)  # W1g (z - mu)
+            normed = self._activate_and_normalise(hidden, row_scale)  # (L, N, hidden)
+        return torch.baddbmm(weights["last_bias"], normed, weights["last"])  # (L, N, w)
+
+    def _activate_and_normalise(self, hidden: Tensor, row_scale: Tensor) -> Tensor:
+        """LayerNorm(relu(hidden * row_scale + b1)) in fp32 math or wider, in the matmuls' dtype (gamma2, beta2: "last").
+
+        PyTorch's form of the compiled pass (`dhns.native.denoiser_hidden_`), for GPUs and machines without it.
+        """
+        wide = hidden if hidden.element_size() >= 4 else hidden.float()  # fp32 (or fp64) math
+        wide.mul_(row_scale).add_(self.weights["first_bias"]).relu_()
+        return F.layer_norm(wide, (self.hidden,), eps=self.eps_hidden).to(self.dtype)

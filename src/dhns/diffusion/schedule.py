@@ -307,9 +307,13 @@ class GaussianDiffusion(nn.Module):
         for k, j in zip(visits, visits[1:]):
             with torch.no_grad():
                 a, b, sigma = self.jump_coefficients(k, j, eta)
-                x = a * x + b * predict(x, k - 1)  # the state with k steps left sits at timestep k - 1
-                if j >= 1 and eta > 0:
-                    x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                noise = predict(x, k - 1)  # the state with k steps left sits at timestep k - 1
+                if j >= 1 and eta > 0:  # x_j = sigma z + a x_k + b eps_hat, built in z's fresh tensor
+                    x_next = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(sigma)
+                    x_next.add_(x, alpha=a)
+                else:
+                    x_next = torch.mul(x, a)
+                x = x_next.add_(noise, alpha=b)
             yield j, x
 
     def sample_chain(

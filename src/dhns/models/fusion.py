@@ -64,23 +64,25 @@ class MultimodalEntityEncoder(nn.Module):
         parameter learns from both. A row must have at least one view present (real ones always have the
         structural view).
         """
-        return self._weights(*self._stack(views, present))
+        with torch.autocast(self.attention.device.type, enabled=False):  # fp32 logits (bf16 keeps 3 digits of them)
+            logits = torch.stack([torch.tanh(views[name].float()) @ self.attention for name in self.view_names], dim=-1)
+        mask = torch.stack([present[name] for name in self.view_names], dim=-1)  # (..., M)
+        return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
 
     def fuse(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
-        """(..., width): sum_m a_m e_m over the views present, with a from `attention_weights`."""
+        """(..., width): sum_m a_m e_m over the views present, with a from `attention_weights`.
+
+        View by view, never as one (..., M, width) stack: stacking copies every view, and the weighted sum
+        over the stack and its backward make several more passes over M times the rows (a third of a
+        DHNS step's hard loss went there).
+        """
         if not self.modalities:
             return views["structural"]
-        stacked, mask = self._stack(views, present)
-        return (self._weights(stacked, mask).unsqueeze(-1) * stacked).sum(dim=-2)
-
-    def _stack(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        stacked = torch.stack([views[name] for name in self.view_names], dim=-2)  # (..., M, width)
-        mask = torch.stack([present[name] for name in self.view_names], dim=-1)  # (..., M)
-        return stacked, mask
-
-    def _weights(self, stacked: Tensor, mask: Tensor) -> Tensor:
-        logits = (torch.tanh(stacked) @ self.attention).masked_fill(~mask, float("-inf"))
-        return torch.softmax(logits, dim=-1)
+        weights = self.attention_weights(views, present)  # (..., M)
+        fused = views[self.view_names[0]] * weights[..., :1]
+        for index, name in enumerate(self.view_names[1:], start=1):
+            fused = fused + views[name] * weights[..., index : index + 1]
+        return fused
 
     def all_entities(self) -> Tensor:
         """(N, width): every fused entity, e.g. for ranking all candidates."""

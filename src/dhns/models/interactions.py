@@ -8,7 +8,7 @@ notes, so the DiffHEG stage reuses it, and ranking all entities becomes one batc
 
 Training scores B queries against k sampled candidates each (`compare_gathered`). For the two distance
 scorers on the CPU this never materialises the (B, k, w) candidates, their differences or their
-gradients: the compiled loops of `dhns.models.native` score each pair in one pass (fp32), and
+gradients: the compiled loops of `dhns.native` score each pair in one pass (fp32), and
 `GatheredDistance` does it in cache-sized chunks of PyTorch ops where those are not available (bf16, no
 C compiler, `DHNS_NATIVE=0`). Ranking against every entity (`compare_all`) uses the same loops without
 autograd: PyTorch's `cdist(p=1)` and the chunked complex modulus are 5-8x slower.
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from dhns.models import native
+from dhns import native
 
 Tensor = torch.Tensor
 
@@ -70,7 +70,7 @@ class DistanceInteraction(Interaction):
     compiled loop that computes the same (`native_kind`, `native_epsilon`).
     """
 
-    native_kind: str  # dhns.models.native.KINDS
+    native_kind: str  # dhns.native.KINDS
     native_epsilon = 0.0  # added inside each term of the training distance (RotatE's square root)
 
     def __init__(self, embedding_dim: int, margin: float, gather_chunk: int = 2**18) -> None:

@@ -1,10 +1,14 @@
-"""The distance scorers' CPU loops compiled from `distance_kernels.c`, with PyTorch as the fallback.
+"""CPU loops compiled from C (`distance.c`, `denoiser.c`, their thread split in `parts.h`), PyTorch the fallback.
 
-Why: TransE's and RotatE's scores are a sum over the entity width of |difference| or a complex modulus.
+Distance scorers. TransE's and RotatE's scores are a sum over the entity width of |difference| or a complex modulus.
 PyTorch has no fused form of either. `torch.cdist(p=1)` ranks at about 2.5 G elements/s on two cores
 (six sevenths of an MKG-Y evaluation), and a training step gathers, differences, reduces, recomputes and
 scatters the (batch, negatives, width) candidates in a dozen passes over memory. One C loop per pair reads
 each candidate row once and writes one number.
+
+The denoiser's hidden layer. Between its two matmuls the reverse chain runs scale, bias, ReLU and a
+LayerNorm over an (L, N, hidden) tensor, five passes over memory (and under bf16 autocast, casts around
+each); one C pass per row does all of it in fp32 and writes fp32 or bf16.
 
 The library is built on first use with the system's C compiler into a cache folder keyed by the source,
 the flags, the compiler and the CPU (`DHNS_NATIVE_CACHE`, default `~/.cache/dhns/native`), and loaded with
@@ -31,7 +35,9 @@ import torch
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("distance_kernels.c")
+FOLDER = Path(__file__).parent
+SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c")
+HEADERS = (FOLDER / "parts.h",)
 KINDS = {"l1": 0, "modulus": 1}
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-pthread")
 TUNED_FLAGS = ("-march=native",)
@@ -41,7 +47,9 @@ SIGNATURES = {
     "dhns_gathered_distance_backward": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64,
                                         _f32, _i64],
     "dhns_all_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
+    "dhns_denoiser_hidden": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
 }
+HIDDEN_STORES = {torch.float32: 0, torch.bfloat16: 1}
 
 
 def enabled_by_environment() -> bool:
@@ -88,6 +96,33 @@ def all_distance(kind: str, queries: Tensor, entities: Tensor, epsilon: float = 
     return out
 
 
+def hidden_usable(hidden: Tensor, addend: Tensor | None = None) -> bool:
+    """`denoiser_hidden_` takes a contiguous fp32 or bf16 CPU tensor, and an addend like it."""
+    return (hidden.device.type == "cpu" and hidden.dtype in HIDDEN_STORES and hidden.is_contiguous()
+            and (addend is None or (addend.dtype == hidden.dtype and addend.shape == hidden.shape
+                                    and addend.device == hidden.device))
+            and available())
+
+
+def denoiser_hidden_(hidden: Tensor, row_scale: Tensor, bias: Tensor, epsilon: float,
+                     addend: Tensor | None = None) -> Tensor:
+    """In place on (L, N, H) `hidden`: LayerNorm(relu((hidden + addend) * row_scale + bias)), no affine part.
+
+    row_scale is (L, N, 1) (or anything with L * N elements), bias (L, 1, H), addend None or like hidden;
+    the arithmetic is fp32.
+    """
+    levels, rows, width = hidden.shape
+    row_scale, bias = _contiguous(row_scale.float(), bias.float())
+    if row_scale.numel() != levels * rows or bias.numel() != levels * width:
+        raise ValueError(f"row_scale {tuple(row_scale.shape)} and bias {tuple(bias.shape)} do not fit hidden "
+                         f"{tuple(hidden.shape)}")
+    if addend is not None:
+        (addend,) = _contiguous(addend)
+    _library().dhns_denoiser_hidden(HIDDEN_STORES[hidden.dtype], _at(hidden), _at(addend), _at(row_scale), _at(bias),
+                                    levels, rows, width, epsilon, _threads())
+    return hidden
+
+
 def _contiguous(*tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(t.detach().contiguous() for t in tensors)
 
@@ -105,27 +140,27 @@ def _library() -> ctypes.CDLL | None:
     """Build (once per cache key) and load the library; None, with one warning, when that is impossible."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
-        log.warning("no C compiler found: TransE/RotatE use their PyTorch form (slower, same results)")
+        log.warning("no C compiler found: TransE/RotatE and the denoiser use their PyTorch forms (slower, same results)")
         return None
     for flags in (BASE_FLAGS + TUNED_FLAGS, BASE_FLAGS):
         try:
             return _load(_build(compiler, flags))
         except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
             detail = getattr(error, "stderr", None) or error
-            log.debug("building %s with %s failed: %s", SOURCE.name, " ".join(flags), detail)
-    log.warning("could not build %s with %s: TransE/RotatE use their PyTorch form", SOURCE.name, compiler)
+            log.debug("building %s with %s failed: %s", _names(), " ".join(flags), detail)
+    log.warning("could not build %s with %s: the PyTorch forms are used", _names(), compiler)
     return None
 
 
 def _build(compiler: str, flags: tuple[str, ...]) -> Path:
-    target = _cache_dir() / f"distance_kernels-{_cache_key(compiler, flags)}.so"
+    target = _cache_dir() / f"kernels-{_cache_key(compiler, flags)}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:  # same filesystem: the rename is atomic
         built = Path(scratch) / target.name
-        subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE), "-lm"], check=True, capture_output=True,
-                       text=True, timeout=120)
+        subprocess.run([compiler, *flags, f"-I{FOLDER}", "-o", str(built), *map(str, SOURCES), "-lm"], check=True,
+                       capture_output=True, text=True, timeout=120)
         os.replace(built, target)
     log.debug("built %s", target)
     return target
@@ -139,6 +174,10 @@ def _load(path: Path) -> ctypes.CDLL:
     return library
 
 
+def _names() -> str:
+    return ", ".join(path.name for path in SOURCES)
+
+
 def _cache_dir() -> Path:
     if os.environ.get("DHNS_NATIVE_CACHE"):
         return Path(os.environ["DHNS_NATIVE_CACHE"])
@@ -149,7 +188,7 @@ def _cache_key(compiler: str, flags: tuple[str, ...]) -> str:
     """Source, flags, compiler version and CPU: a -march=native build must not travel to another CPU."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), _cpu_identity().encode()):
+    for part in (*(path.read_bytes() for path in SOURCES + HEADERS), " ".join(flags).encode(), version.encode(), _cpu_identity().encode()):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()[:16]

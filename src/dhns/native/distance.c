@@ -1,6 +1,6 @@
 /* Distance scorers' hot loops on the CPU: TransE's L1 distance and RotatE's sum of complex moduli.
  *
- * Built and loaded by dhns/models/native.py (gcc or clang, -O3, vectorised through `omp simd` and
+ * Built and loaded by dhns/native/__init__.py (gcc or clang, -O3, vectorised through `omp simd` and
  * -fno-math-errno, which lets sqrtf vectorise: nothing here reads errno; no OpenMP
  * runtime: threads are plain pthreads, so nothing spins beside PyTorch's own pool). All tensors are
  * contiguous fp32 and ids int64. A "difference" is candidate - query, as in dhns.models.interactions.
@@ -10,47 +10,12 @@
  * order whichever thread owns that entity).
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 
+#include "parts.h"
+
 enum { KIND_L1 = 0, KIND_MODULUS = 1 };
-#define MAX_PARTS 256
 #define ENTITY_BLOCK 64 /* entity rows per block of the all-entities comparison: they stay in L1/L2 */
-
-typedef void (*part_fn)(const void *context, int64_t part, int64_t parts);
-
-typedef struct {
-    part_fn fn;
-    const void *context;
-    int64_t part, parts;
-} part_call;
-
-static void *run_part(void *argument) {
-    const part_call *call = (const part_call *)argument;
-    call->fn(call->context, call->part, call->parts);
-    return 0;
-}
-
-/* fn(context, p, parts) for p = 0 .. parts-1, part 0 on the calling thread; a thread that cannot be
- * started runs its part here instead. */
-static void run_parts(part_fn fn, const void *context, int64_t parts) {
-    pthread_t threads[MAX_PARTS];
-    part_call calls[MAX_PARTS];
-    int started[MAX_PARTS];
-    if (parts > MAX_PARTS) parts = MAX_PARTS;
-    if (parts < 1) parts = 1;
-    for (int64_t p = 1; p < parts; ++p) {
-        calls[p] = (part_call){fn, context, p, parts};
-        started[p] = pthread_create(&threads[p], 0, run_part, &calls[p]) == 0;
-    }
-    fn(context, 0, parts);
-    for (int64_t p = 1; p < parts; ++p) {
-        if (started[p]) pthread_join(threads[p], 0);
-        else fn(context, p, parts);
-    }
-}
-
-static int64_t split(int64_t count, int64_t part, int64_t parts) { return count * part / parts; }
 
 /* distance(query, candidate): L1 over w reals, or the sum of d = w / 2 moduli of [real | imaginary] */
 static float distance(int kind, const float *query, const float *candidate, int64_t width, float epsilon) {
