@@ -13,7 +13,7 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.training.kgc import kgc_optimizer, train_kgc, train_step
-from dhns.training.step import LazyAdam
+from dhns.training.step import LazyAdam, clip_gradients
 from test_training import functional_graph
 
 
@@ -83,14 +83,15 @@ def test_lazy_adam_takes_the_update_torchs_sparse_adam_takes():
     torch.testing.assert_close(tables[0].weight, tables[1].weight, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("max_grad_norm", [0.0, 0.01], ids=["unclipped", "clipped"])
 @pytest.mark.parametrize("with_text", [False, True], ids=["structure", "multimodal"])
-def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text):
+def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text, max_grad_norm):
     torch.manual_seed(0)
     triples = functional_graph(20, 3)
     num_entities = 80
     features = {"text": (torch.randn(num_entities, 6), torch.ones(num_entities, dtype=torch.bool))} if with_text else None
     model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), num_entities, 3, features)
-    config = PretrainConfig(num_negatives=2, batch_size=4, optimizer="lazy_adam")
+    config = PretrainConfig(num_negatives=2, batch_size=4, optimizer="lazy_adam", max_grad_norm=max_grad_norm)
     optimizer = kgc_optimizer(model, config)
     assert model.sparse_entity_gradients and isinstance(optimizer, LazyAdam)
     sampler = make_sampler("uniform", triples, num_entities, 3, config.num_negatives)
@@ -105,7 +106,12 @@ def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text):
 
     sampler.sample = recording
     batch = triples[:4]
-    train_step(model, optimizer, sampler, batch, torch.Generator().manual_seed(1), 1.0, 0.0)
+    train_step(model, optimizer, sampler, batch, torch.Generator().manual_seed(1), 1.0, 0.0,
+               max_grad_norm=config.max_grad_norm)
+    if max_grad_norm:  # the step's gradients (still held) were clipped to the global norm asked for
+        grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in model.parameters()
+                 if p.grad is not None]
+        assert float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))) <= max_grad_norm * 1.0001
     touched = torch.zeros(num_entities, dtype=torch.bool)
     touched[torch.cat([batch[:, 0], batch[:, 2], *seen])] = True
     moved = (model.entities.structural.weight.detach() != before).any(dim=1)
@@ -131,6 +137,41 @@ def test_lazy_adam_learns_a_functional_graph_like_adam():
 
 def test_lazy_adam_refuses_what_sparse_gradients_cannot_do_yet():
     with pytest.raises(ValueError, match="pretrain.optimizer: lazy_adam"):
-        PretrainConfig(optimizer="lazy_adam", max_grad_norm=1.0)
+        PretrainConfig(optimizer="lazy_adam", num_processes=2)
+    PretrainConfig(optimizer="lazy_adam", max_grad_norm=1.0)  # clipping takes sparse gradients
+
+
+def test_clipping_a_sparse_row_gradient_by_hand():
+    # rows 1 and 3 touched (row 3 twice: 1 + 1 = 2 in its first entry), a dense bias beside: global norm
+    # sqrt(3^2 + 2^2 + 0 + 0 + 4^2 + 2^2 ... ) computed below from the numbers themselves
+    table = torch.nn.Parameter(torch.zeros(5, 2))
+    bias = torch.nn.Parameter(torch.zeros(2))
+    table.grad = torch.sparse_coo_tensor(torch.tensor([[1, 3, 3]]), torch.tensor([[3.0, 0.0], [1.0, 0.0], [1.0, 4.0]]),
+                                         (5, 2), check_invariants=True)
+    bias.grad = torch.tensor([0.0, 2.0])
+    norm = (3.0 ** 2 + 2.0 ** 2 + 4.0 ** 2 + 2.0 ** 2) ** 0.5  # rows (3, 0), (2, 4) and the bias (0, 2): 33 ** 0.5
+    clip_gradients([table, bias], 1.0)
+    scale = 1.0 / (norm + 1e-6)
+    expected = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [2.0, 4.0], [0.0, 0.0]]) * scale
+    torch.testing.assert_close(table.grad.to_dense(), expected)
+    torch.testing.assert_close(bias.grad, torch.tensor([0.0, 2.0]) * scale)
+
+
+def test_clipping_sparse_gradients_equals_clipping_their_dense_form():
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 50, (40,), generator=generator)
+    values = torch.randn(40, 6, generator=generator)
+    dense_grad = torch.zeros(50, 6).index_add_(0, rows, values)
+    other_grad = torch.randn(6, generator=generator)
+    for max_norm in (0.5, 1e3):  # one that clips, one that leaves the gradients alone
+        sparse_table, dense_table = torch.nn.Parameter(torch.zeros(50, 6)), torch.nn.Parameter(torch.zeros(50, 6))
+        sparse_other, dense_other = torch.nn.Parameter(torch.zeros(6)), torch.nn.Parameter(torch.zeros(6))
+        sparse_table.grad = torch.sparse_coo_tensor(rows[None], values, (50, 6), check_invariants=True)
+        dense_table.grad, sparse_other.grad, dense_other.grad = dense_grad.clone(), other_grad.clone(), other_grad.clone()
+        clip_gradients([sparse_table, sparse_other], max_norm)
+        torch.nn.utils.clip_grad_norm_([dense_table, dense_other], max_norm)
+        torch.testing.assert_close(sparse_table.grad.to_dense(), dense_table.grad)
+        torch.testing.assert_close(sparse_other.grad, dense_other.grad)
+
     with pytest.raises(ValueError, match="pretrain.optimizer"):
         PretrainConfig(optimizer="sgd")

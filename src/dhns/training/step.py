@@ -46,8 +46,32 @@ def apply_gradients(loss: Tensor, optimizer: torch.optim.Optimizer, parameters: 
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+        clip_gradients(parameters, max_grad_norm)
     optimizer.step()
+
+
+def clip_gradients(parameters: Iterable[Tensor], max_norm: float) -> None:
+    """torch's `clip_grad_norm_` (global L2 norm, scaled by max_norm / (norm + 1e-6) when that is below 1),
+    also over sparse row gradients (lazy_adam's entity table), which torch's cannot take.
+
+    A sparse gradient's norm is that of its coalesced rows: the norm of the dense gradient it stands for,
+    whose other rows are zero. So clipping sees the same global norm as under dense Adam.
+    """
+    parameters = [parameter for parameter in parameters if parameter.grad is not None]
+    if not any(parameter.grad.is_sparse for parameter in parameters):
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        return
+    grads = []
+    for parameter in parameters:
+        if parameter.grad.is_sparse:
+            parameter.grad = parameter.grad.coalesce()  # duplicate rows summed: their norm is the dense norm
+            grads.append(parameter.grad._values())  # the coalesced tensor's own storage: scaling it scales the grad
+        else:
+            grads.append(parameter.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(grad.float()) for grad in grads]))
+    coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(coefficient.to(grad.dtype))
 
 
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
