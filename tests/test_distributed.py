@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -40,10 +41,11 @@ class ShiftSampler:
 
 CONFIG = PretrainConfig(num_negatives=3, batch_size=10, kgc_lr=0.01, num_epochs=3, eval_every=3, patience=0,
                         sampler="uniform")
+OPTIMIZERS = {"plain": "adam", "lazy": "lazy_adam"}  # mode -> optimizer of the same-steps comparison
 
 
 def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = None,
-        stop_after: int | None = None) -> KGCModel:
+        stop_after: int | None = None, optimizer: str = "adam") -> KGCModel:
     torch.manual_seed(0)
     model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
     triples = star_triples()
@@ -52,20 +54,22 @@ def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = 
         if record["epoch"] == stop_after:
             raise KeyboardInterrupt
 
+    config = dataclasses.replace(CONFIG, optimizer=optimizer)
     train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), sampler or ShiftSampler(3),
-              CONFIG, seed=1, parallel=parallel, checkpointing=checkpointing, on_epoch=interrupt)
+              config, seed=1, parallel=parallel, checkpointing=checkpointing, on_epoch=interrupt)
     return model
 
 
 def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "plain") -> None:
-    """mode: plain (shift negatives), or resume: random negatives, killed after epoch 2, then resumed."""
+    """mode: plain or lazy (shift negatives; adam or lazy_adam), or resume: random negatives, killed after
+    epoch 2, then resumed."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     parallel = Parallel(rank, world_size, rank)
     try:
-        if mode == "plain":
-            model = fit(parallel)
+        if mode in OPTIMIZERS:
+            model = fit(parallel, optimizer=OPTIMIZERS[mode])
         else:
             sampler = make_sampler("uniform", star_triples(), NUM_ENTITIES, NUM_RELATIONS, 3)
             checkpointing = Checkpointing(Path(out_dir) / f"ckpt-{mode}", every=1)
@@ -90,11 +94,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path) -> None:
-    """Same global batches, uneven shards (22 triples in batches of 10 -> last batch 2 = 1 + 1), same result."""
-    single = fit(Parallel())
-    mp.spawn(rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    states = [torch.load(tmp_path / f"plain-rank{r}.pt", weights_only=True) for r in range(2)]
+@pytest.mark.parametrize("mode", list(OPTIMIZERS))
+def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path, mode: str) -> None:
+    """Same global batches, uneven shards (22 triples in batches of 10 -> last batch 2 = 1 + 1), same result;
+    with lazy_adam the entity table's sparse gradients are averaged over the ranks like dense ones."""
+    single = fit(Parallel(), optimizer=OPTIMIZERS[mode])
+    mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    states = [torch.load(tmp_path / f"{mode}-rank{r}.pt", weights_only=True) for r in range(2)]
     for key, value in single.state_dict().items():
         assert torch.equal(states[0][key], states[1][key]), f"ranks diverged on {key}"
         torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-6)

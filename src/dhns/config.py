@@ -178,9 +178,6 @@ class PretrainConfig:
         _check_choice(section, "precision", self.precision, PRECISIONS)
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
-        if self.optimizer == "lazy_adam" and self.num_processes > 1:
-            raise ValueError(f"params {section}.optimizer: lazy_adam's sparse entity gradients do not work with "
-                             "num_processes > 1 yet (DDP averages dense gradients); use adam for that")
         for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
                     "num_processes"):
             _check_positive(section, key, getattr(self, key))

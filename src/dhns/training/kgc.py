@@ -221,6 +221,9 @@ def _make_step(
     if getattr(extra, "joint_generator", False):
         raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
                          "(each rank would update its own generator)")
+    if model.sparse_entity_gradients and model.device.type != "cpu":
+        raise ValueError("params optimizer: lazy_adam with num_processes > 1 runs on CPU processes only (gloo "
+                         "all-reduces sparse gradients, NCCL does not); use adam on several GPUs")
     module = BatchLoss(model, sampler, temperature, config.regularization, extra, config.regularizer)
     device_ids = [model.device.index] if model.device.type == "cuda" else None
     replicated = DistributedDataParallel(module, device_ids=device_ids)
