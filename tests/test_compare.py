@@ -55,7 +55,7 @@ def metrics(test_mrr: float, valid_mrr: float, test_aamri: float | None = None,
 
 def cell(arm: str, seed: int, test_mrr: float, valid_mrr: float, scorer: str = "transe", dataset: str = "MKG-Y",
          **evaluated) -> dict:
-    train = {"sampler": ARMS[arm]["train.sampler"], "hard_loss": ARMS[arm]["train.hard_loss"]}
+    train = {key.removeprefix("train."): yaml.safe_load(value) for key, value in ARMS[arm].items()}  # as -S sets them
     return cell_record(raw_params(dataset, scorer, seed, **train), metrics(test_mrr, valid_mrr, **evaluated),
                        f"cmp-{arm}-{seed}")
 
@@ -96,9 +96,12 @@ def test_every_arm_differs_only_in_the_train_stage_and_maps_back_to_its_name():
 
 
 def test_an_arm_is_read_from_the_negative_settings_not_the_sampler_name():
-    """`-S train.corruption=bernoulli` on the dhns preset is the bernoulli_dhns arm; old cells hold the name only."""
+    """`-S train.corruption=bernoulli` on the dhns preset is a bernoulli_dhns arm (the strided one under the
+    default chain, the full one with `train.chain_stride=1`); old cells hold the name only."""
     overridden = from_mapping(Params, apply_scorer_settings(raw_params(sampler="dhns", corruption="bernoulli")))
-    assert arm_of(overridden.train.__dict__) == "bernoulli_dhns"
+    assert arm_of(overridden.train.__dict__) == "bernoulli_dhns_strided"
+    full = from_mapping(Params, apply_scorer_settings(raw_params(sampler="dhns", corruption="bernoulli", chain_stride=1)))
+    assert arm_of(full.train.__dict__) == "bernoulli_dhns"
     assert arm_of({"sampler": "bernoulli_dhns", "hard_loss": "per_view"}) == "bernoulli_dhns_per_view"  # a legacy cell
     with pytest.raises(ValueError, match="no arm of the comparison"):
         arm_of({"sampler": "dhns", "weighting": "uniform"})  # a valid scheme, but none of the arms
@@ -112,7 +115,7 @@ def test_the_per_view_arm_trains_at_its_own_preset_mu():
     raw["scorers"]["transe"]["train"]["per_view"] = {"hard_loss_weight": 0.02}
     raw["scorers"]["transe"]["train"]["reference"] = {"hard_loss_weight": 3.0}
     record = cell_record(raw, metrics(0.3, 0.3), "x")
-    assert (record["arm"], record["settings"]["train"]["hard_loss_weight"]) == ("dhns_per_view", 0.02)
+    assert (record["arm"], record["settings"]["train"]["hard_loss_weight"]) == ("dhns_per_view_strided", 0.02)
 
 
 def test_paired_difference_and_wins_by_hand_with_the_baseline_chosen_on_validation():

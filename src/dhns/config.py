@@ -255,7 +255,7 @@ class TrainConfig(PretrainConfig):
     joint_generator: bool = False  # also update the generator each batch, with its own optimizer
     generator_lr: float = 0.001  # for joint_generator
     diffusion_loss: str = "l1"  # for joint_generator
-    chain_stride: int = 1  # reverse chain: 1 = every DDPM step; 0 = only the kept steps; n = jumps of at most n steps
+    chain_stride: int = 0  # reverse chain: 0 = only the kept steps; 1 = every DDPM step; n = jumps of at most n steps
     chain_eta: float = 1.0  # the strided chain's noise: 1 = DDPM's posterior variance, 0 = deterministic
 
     def __post_init__(self) -> None:
