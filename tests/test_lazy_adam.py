@@ -13,7 +13,7 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.training.kgc import kgc_optimizer, train_kgc, train_step
-from dhns.training.step import LazyAdam, clip_gradients
+from dhns.training.step import LazyAdam, RowAdagrad, clip_gradients
 from test_training import functional_graph
 
 
@@ -172,3 +172,44 @@ def test_clipping_sparse_gradients_equals_clipping_their_dense_form():
         torch.nn.utils.clip_grad_norm_([dense_table, dense_other], max_norm)
         torch.testing.assert_close(sparse_table.grad.to_dense(), dense_table.grad)
         torch.testing.assert_close(sparse_other.grad, dense_other.grad)
+
+
+def test_row_adagrad_moves_only_touched_rows_by_its_rule_by_hand():
+    # one accumulator per row: s_r += mean_j g_rj^2, row r -= lr g_r / (sqrt(s_r) + eps)
+    table = nn.Embedding(3, 2, sparse=True)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    bias = nn.Parameter(torch.tensor([0.5]))
+    optimizer = RowAdagrad([table.weight], [bias], lr=0.1, dense_lr=0.01)
+    steps = [(torch.tensor([0, 2, 0]), torch.tensor([[1.0, -2.0], [0.5, 0.25], [1.0, 0.0]])),  # row 0 twice
+             (torch.tensor([0]), torch.tensor([[-3.0, 1.0]]))]
+    for ids, coefficients in steps:
+        optimizer.zero_grad()
+        ((table(ids) * coefficients).sum() + bias.sum()).backward()
+        optimizer.step()
+    # row 0: step 1 gradient (2, -2) (two lookups summed), mean square 4; step 2 gradient (-3, 1), mean square 5
+    s1, s2 = 4.0, 4.0 + 5.0
+    row0 = [1.0 - 0.1 * 2.0 / math.sqrt(s1) - 0.1 * -3.0 / math.sqrt(s2),
+            2.0 - 0.1 * -2.0 / math.sqrt(s1) - 0.1 * 1.0 / math.sqrt(s2)]
+    row2 = [5.0 - 0.1 * 0.5 / math.sqrt(0.15625), 6.0 - 0.1 * 0.25 / math.sqrt(0.15625)]  # mean of 0.25, 0.0625
+    weight = table.weight.detach()
+    assert weight[0].tolist() == pytest.approx(row0, rel=1e-6)
+    assert weight[2].tolist() == pytest.approx(row2, rel=1e-6)
+    assert weight[1].tolist() == [3.0, 4.0]  # never touched
+    assert optimizer.state[table.weight]["sum"].tolist() == pytest.approx([s2, 0.0, 0.15625])
+    assert bias.item() == pytest.approx(0.5 - 2 * 0.01, rel=1e-5)  # Adam's first steps move by lr each
+
+
+def test_row_adagrad_is_chosen_by_params_and_learns_a_functional_graph():
+    num_sources, num_relations = 20, 3
+    num_entities = num_sources * (1 + num_relations)
+    triples = functional_graph(num_sources, num_relations)
+    index = build_filter_index(triples, num_entities)
+    torch.manual_seed(0)
+    model = KGCModel(ModelConfig(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
+    config = PretrainConfig(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50, patience=0,
+                            optimizer="row_adagrad", row_adagrad_lr=0.3)
+    assert isinstance(kgc_optimizer(model, config), RowAdagrad) and model.sparse_entity_gradients
+    sampler = make_sampler("uniform", triples, num_entities, num_relations, config.num_negatives)
+    train_kgc(model, triples, triples, index, sampler, config, seed=0)
+    assert evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"] > 0.9

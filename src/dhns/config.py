@@ -24,7 +24,8 @@ GENERATED_NEGATIVES = ("none", "dhns")  # negatives added by a generator: none |
 FROM_SAMPLER = ""  # an axis left "" takes the sampler preset's value
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
-OPTIMIZERS = ("adam", "lazy_adam")
+OPTIMIZERS = ("adam", "lazy_adam", "row_adagrad")
+SPARSE_OPTIMIZERS = ("lazy_adam", "row_adagrad")  # sparse entity-table gradients: a step touches its rows only
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training.kgc)
 REGULARIZERS = ("l2", "n3")
 HARD_LOSS_FORMS = ("reference", "per_view")
@@ -157,7 +158,9 @@ class PretrainConfig:
     checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
     num_processes: int = 1  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
     precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls) | bf16 (autocast) for the training steps
-    optimizer: str = "adam"  # adam (dense: every entity row, every step) | lazy_adam (only the rows a batch touches)
+    # adam (dense: every entity row, every step) | lazy_adam | row_adagrad (only the rows a batch touches)
+    optimizer: str = "adam"
+    row_adagrad_lr: float = 0.1  # the entity table's step size under row_adagrad (Adagrad's scale); others keep kgc_lr
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
@@ -178,8 +181,8 @@ class PretrainConfig:
         _check_choice(section, "precision", self.precision, PRECISIONS)
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
-        for key in ("num_negatives", "batch_size", "kgc_lr", "num_epochs", "eval_every", "eval_batch_size",
-                    "num_processes"):
+        for key in ("num_negatives", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs", "eval_every",
+                    "eval_batch_size", "num_processes"):
             _check_positive(section, key, getattr(self, key))
         for key in ("adversarial_temperature", "regularization", "patience", "max_grad_norm", "checkpoint_every"):
             _check_positive(section, key, getattr(self, key), allow_zero=True)

@@ -124,7 +124,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
-                        help="the KGC steps' optimizer: adam (dense) | lazy_adam (sparse entity gradients)")
+                        help="the KGC steps' optimizer: adam (dense) | lazy_adam | row_adagrad (sparse entity gradients)")
     parser.add_argument("--chain-stride", type=int, default=defaults.chain_stride,
                         help="the dhns step's reverse chain: 1 = every DDPM step, 0 = only the kept steps")
     parser.add_argument("--chain-eta", type=float, default=defaults.chain_eta, help="the strided chain's noise (0..1)")

@@ -195,7 +195,8 @@ class PreparedDenoisers:
             weights = {name: torch.stack([folded[name] for folded in per_level]) for name in per_level[0]}  # (L, ...)
             self.weights = weights | {name: weights[name].to(self.dtype) for name in MATMUL_WEIGHTS}
             self.state_shape = stacked_condition.shape
-            self.condition_mean, centred, self.condition_m2 = _centred(stacked_condition)  # (L, N, 1), (L, N, w), (L, N, 1)
+            # (L, N, 1), (L, N, w), (L, N, 1)
+            self.condition_mean, centred, self.condition_m2 = _centred(stacked_condition)
             # (L, N, hidden): W1g_c (c - m_c), the first matmul's constant term
             self.condition_term = torch.bmm(centred.to(self.dtype), self.weights["first_c"])
         # the first matmul's (L, N, w + 4) input, rewritten at every step; its last column, the constant-one
@@ -238,7 +239,7 @@ class PreparedDenoisers:
         inputs[..., :width].copy_(x_centred)
         inputs[..., width : width + 3].copy_(shifts)
         row_scale = torch.rsqrt(variance + self.eps_in)
-        if native.hidden_usable(self.work, self.condition_term):
+        if self.work is not None and native.hidden_usable(self.work, self.condition_term):  # the CPU's buffer
             # W1g (z - mu) without the condition's term, which the compiled pass adds as it reads each row:
             # baddbmm would first copy that (L, N, hidden) term into its output, then read it back
             hidden = torch.bmm(inputs, weights["first_x"], out=self.work)
@@ -250,7 +251,7 @@ class PreparedDenoisers:
         return torch.baddbmm(weights["last_bias"], normed, weights["last"])  # (L, N, w)
 
     def _activate_and_normalise(self, hidden: Tensor, row_scale: Tensor) -> Tensor:
-        """LayerNorm(relu(hidden * row_scale + b1)) in fp32 math or wider, in the matmuls' dtype (gamma2, beta2: "last").
+        """LayerNorm(relu(hidden * row_scale + b1)), fp32 math or wider, in the matmuls' dtype (gamma2, beta2: "last").
 
         PyTorch's form of the compiled pass (`dhns.native.denoiser_hidden_`), for GPUs and machines without it.
         """

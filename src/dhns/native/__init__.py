@@ -140,7 +140,8 @@ def _library() -> ctypes.CDLL | None:
     """Build (once per cache key) and load the library; None, with one warning, when that is impossible."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
-        log.warning("no C compiler found: TransE/RotatE and the denoiser use their PyTorch forms (slower, same results)")
+        log.warning("no C compiler found: the distance scorers and the denoiser use their PyTorch forms (slower, "
+                    "same results)")
         return None
     for flags in (BASE_FLAGS + TUNED_FLAGS, BASE_FLAGS):
         try:

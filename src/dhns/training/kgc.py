@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from dhns.training.checkpoint import Checkpointing, check_finite, clone_state, fingerprint, restore_rng, rng_state
-from dhns.config import PretrainConfig
+from dhns.config import SPARSE_OPTIMIZERS, PretrainConfig
 from dhns.distributed import (
     SINGLE_PROCESS,
     Parallel,
@@ -31,7 +31,7 @@ from dhns.io import atomic_directory
 from dhns.live import StageCurves
 from dhns.models.kgc import KGCModel, save_model
 from dhns.sampling import NegativeSampler
-from dhns.training.step import LazyAdam, adam, apply_gradients, precision_context, run_epoch
+from dhns.training.step import LazyAdam, RowAdagrad, adam, apply_gradients, precision_context, run_epoch
 
 if TYPE_CHECKING:
     from dhns.pipeline import StageInputs
@@ -191,16 +191,20 @@ def train_kgc(
 
 
 def kgc_optimizer(model: KGCModel, config: PretrainConfig) -> torch.optim.Optimizer:
-    """`config.optimizer` for `model`: dense Adam, or lazy Adam with the entity table's gradients made sparse.
+    """`config.optimizer` for `model`: dense Adam, or lazy Adam or row-wise Adagrad on the entity table's
+    gradients made sparse (dense Adam on the other parameters).
 
     The model's gradient form is set here because it must match the optimizer: SparseAdam takes sparse
     gradients only, and dense Adam would turn sparse ones back into a pass over the whole table.
     """
-    model.sparse_entity_gradients = config.optimizer == "lazy_adam"
+    model.sparse_entity_gradients = config.optimizer in SPARSE_OPTIMIZERS
     if not model.sparse_entity_gradients:
         return adam(model.parameters(), config.kgc_lr)
     table = model.entities.structural.weight
-    return LazyAdam([table], [p for p in model.parameters() if p is not table], config.kgc_lr)
+    others = [p for p in model.parameters() if p is not table]
+    if config.optimizer == "row_adagrad":
+        return RowAdagrad([table], others, config.row_adagrad_lr, config.kgc_lr)
+    return LazyAdam([table], others, config.kgc_lr)
 
 
 def _make_step(
@@ -222,8 +226,8 @@ def _make_step(
         raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
                          "(each rank would update its own generator)")
     if model.sparse_entity_gradients and model.device.type != "cpu":
-        raise ValueError("params optimizer: lazy_adam with num_processes > 1 runs on CPU processes only (gloo "
-                         "all-reduces sparse gradients, NCCL does not); use adam on several GPUs")
+        raise ValueError(f"params optimizer: {config.optimizer} with num_processes > 1 runs on CPU processes only "
+                         "(gloo all-reduces sparse gradients, NCCL does not); use adam on several GPUs")
     module = BatchLoss(model, sampler, temperature, config.regularization, extra, config.regularizer)
     device_ids = [model.device.index] if model.device.type == "cuda" else None
     replicated = DistributedDataParallel(module, device_ids=device_ids)
