@@ -1,7 +1,8 @@
 """Stage evaluate: filtered link prediction on valid and test with the NTAT stage's selected checkpoint.
 
 metrics/eval.json holds the headline (both directions, every tie policy, seconds) and
-metrics/eval_breakdowns.json the rest (per direction, per relation category, without self-loops).
+metrics/eval_breakdowns.json the rest (per direction, per relation category, without self-loops, without
+the triples whose entity or relation never occurs in training).
 """
 
 import logging
@@ -28,7 +29,7 @@ def main() -> None:
         started = time.perf_counter()
         results[split] = evaluate_link_prediction(model, getattr(graph, split).to(device), filter_index,
                                                   batch_size=params.evaluate.batch_size, show_progress=True,
-                                                  relation_categories=categories)
+                                                  relation_categories=categories, train_triples=graph.train)
         results[split]["seconds"] = round(time.perf_counter() - started, 3)
         shown = results[split]["both"][params.evaluate.tie_policy]
         logging.info("%s: mrr %.4f hits@1 %.4f hits@10 %.4f amri %.4f (%s ranks)", split, shown["mrr"],

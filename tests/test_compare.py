@@ -290,6 +290,20 @@ def test_breakdowns_show_each_arms_mean_per_category_adjusted_index_and_without_
     assert "| bernoulli | 0." not in table  # no cell: no row
 
 
+def test_the_unseen_column_averages_the_cells_that_report_it():
+    def db15k(arm: str, seed: int, without_unseen_mrr: float | None) -> dict:
+        breakdowns = db15k_breakdowns(0.4, 0.3)
+        if without_unseen_mrr is not None:
+            breakdowns["without_unseen"] = {"both": {"realistic": {"mrr": without_unseen_mrr}}, "num_excluded": 84,
+                                            "unseen_entities": 57, "unseen_relations": 6}
+        return cell(arm, seed, 0.3, 0.3, dataset="DB15K", test_aamri=0.8, test_breakdowns=breakdowns)
+    cells = [db15k("dhns", 0, 0.33), db15k("dhns", 1, 0.35), db15k("uniform", 0, None)]  # uniform's: older cell
+    table = render(cells, ["DB15K"], ["transe"], [0, 1])
+    assert "| MRR without the 7 self-loops | MRR without the 84 triples unseen in training |" in table
+    assert "| dhns | 0.8000 | 0.5000 | 0.2000 | 0.3000 | 0.4000 | 0.3000 | 0.3400 |" in table
+    assert "| uniform | 0.8000 | 0.5000 | 0.2000 | 0.3000 | 0.4000 | 0.3000 | - |" in table
+
+
 def test_cells_without_breakdowns_render_without_that_table():
     table = render([cell("dhns", 0, 0.30, 0.3)], ["MKG-Y"], ["transe"], [0])
     assert "Test breakdowns" not in table and "| dhns | 0 | 0.3000 |" in table

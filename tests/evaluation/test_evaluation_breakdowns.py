@@ -1,4 +1,5 @@
-"""Breakdowns (relation categories, without self-loops) equal evaluating their triples alone, from one pass."""
+"""Breakdowns (relation categories, without self-loops, without triples unseen in training) equal evaluating
+their triples alone, from one pass."""
 
 from __future__ import annotations
 
@@ -134,3 +135,23 @@ def test_categories_must_cover_the_relations(make_table_scorer) -> None:
     _, test, index, scorer = _case(6, make_table_scorer, with_self_loops=False)
     with pytest.raises(ValueError, match="category"):
         evaluate_link_prediction(scorer, test, index, relation_categories=("1-1", "1-N"))
+
+
+def test_without_unseen_leaves_out_triples_with_an_entity_or_relation_training_never_holds(make_table_scorer) -> None:
+    train = torch.tensor([(0, 0, 1), (1, 0, 2), (2, 1, 3)])  # entities 0-3 and relations 0-1 occur in training
+    test = torch.tensor([(0, 0, 2), (4, 0, 1),  # head 4 unseen
+                         (3, 1, 0), (1, 2, 3),  # relation 2 unseen
+                         (2, 1, 5), (5, 2, 4),  # tail 5; and a triple of unseen ids only
+                         (1, 1, 3)])
+    index = build_filter_index(torch.cat([train, test]), 6)
+    gen = torch.Generator().manual_seed(3)
+    scorer = make_table_scorer(torch.randint(0, 4, (6, 3, 6), generator=gen).float(),
+                               torch.randint(0, 4, (3, 6, 6), generator=gen).float())
+    result = evaluate_link_prediction(scorer, test, index, train_triples=train)
+    section = result["without_unseen"]
+    alone = evaluate_link_prediction(scorer, test[[0, 2, 6]], index)
+    assert _metrics_only(section) == _metrics_only(alone)
+    assert (section["num_triples"], section["num_excluded"]) == (3, 4)
+    assert (section["unseen_entities"], section["unseen_relations"]) == (2, 1)  # entities 4 and 5, relation 2
+    seen_only = evaluate_link_prediction(scorer, test[[0, 2, 6]], index, train_triples=train)
+    assert "without_unseen" not in seen_only  # nothing to leave out: no section

@@ -16,7 +16,8 @@ from dhns.evaluation import (
 )
 
 NUM_ENTITIES = 8
-BREAKDOWN_NAMES = {"head", "tail", "by_category", "without_self_loops", "num_self_loops", "1-1", "1-N", "N-1", "N-N"}
+BREAKDOWN_NAMES = {"head", "tail", "by_category", "without_self_loops", "num_self_loops", "without_unseen", "1-1", "1-N",
+                   "N-1", "N-N"}
 
 
 def _leaves(tree: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -27,7 +28,8 @@ def _leaves(tree: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]
 
 
 def _stage_results(make_table_scorer) -> dict[str, dict]:
-    """What stages/evaluate.py reports before splitting: every section present (categories, self-loops)."""
+    """What stages/evaluate.py reports before splitting: every section present (categories, self-loops, and on
+    test the triples unseen in training: relation 4 has no training triple)."""
     train = torch.tensor([(0, 0, 1), (1, 0, 2), (0, 1, 3), (0, 1, 4), (5, 2, 6), (7, 2, 6), (2, 3, 5)])
     splits = {"valid": torch.tensor([(2, 0, 3), (3, 3, 3)]), "test": torch.tensor([(1, 1, 5), (4, 4, 4), (6, 2, 6)])}
     index = build_filter_index(torch.cat([train, *splits.values()]), NUM_ENTITIES)
@@ -37,7 +39,8 @@ def _stage_results(make_table_scorer) -> dict[str, dict]:
     categories = categorize_relations(train, 5)
     results = {}
     for split, triples in splits.items():
-        results[split] = evaluate_link_prediction(scorer, triples, index, relation_categories=categories)
+        results[split] = evaluate_link_prediction(scorer, triples, index, relation_categories=categories,
+                                                  train_triples=train)
         results[split]["seconds"] = 0.5
     return results
 
@@ -45,6 +48,7 @@ def _stage_results(make_table_scorer) -> dict[str, dict]:
 def test_every_value_lands_in_exactly_one_file_under_its_old_path(make_table_scorer) -> None:
     results = _stage_results(make_table_scorer)
     assert all("without_self_loops" in r and "by_category" in r for r in results.values())  # nothing left untested
+    assert "without_unseen" in results["test"]
     headline, breakdowns = split_headline(results)
     everything, top, rest = _leaves(results), _leaves(headline), _leaves(breakdowns)
     assert not set(top) & set(rest)
@@ -62,8 +66,9 @@ def test_the_headline_is_both_directions_under_every_tie_policy_and_the_time(mak
         assert tuple(headline[split]["both"]) == TIE_POLICIES
         assert {"mrr", "hits_at_1", "hits_at_3", "hits_at_10", "mean_rank", "adjusted_arithmetic_mean_rank_index",
                 "count"} <= set(headline[split]["both"]["realistic"])
+        unseen = ["without_unseen"] if split == "test" else []  # valid's triples all occur in training
         assert list(breakdowns[split]) == ["head", "tail", "num_triples", "num_self_loops", "without_self_loops",
-                                           "by_category"]
+                                           "by_category", *unseen]
 
 
 def test_a_section_added_to_the_report_later_goes_to_the_breakdowns() -> None:

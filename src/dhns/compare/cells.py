@@ -79,9 +79,9 @@ def evaluation_report(metrics: Mapping[str, Mapping[str, Any]]) -> dict:
 
 
 def _ranking(split: Mapping[str, Any]) -> dict:
-    """Both directions under every tie policy, plus the per-category and self-loop breakdowns if present."""
+    """Both directions under every tie policy, plus the per-category, self-loop and unseen breakdowns if present."""
     kept = {"both": split["both"]}
-    for key in ("by_category", "without_self_loops", "num_triples", "num_self_loops"):
+    for key in ("by_category", "without_self_loops", "without_unseen", "num_triples", "num_self_loops"):
         if key in split:
             kept[key] = split[key]
     return kept

@@ -17,6 +17,7 @@ from dhns.evaluation.summary import (
     summarize_ranks,
     summarize_subset,
     summarize_without_self_loops,
+    summarize_without_unseen,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "summarize_ranks",
     "summarize_subset",
     "summarize_without_self_loops",
+    "summarize_without_unseen",
 ]

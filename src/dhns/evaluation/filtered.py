@@ -23,6 +23,7 @@ from dhns.evaluation.summary import (
     summarize_by_category,
     summarize_ranks,
     summarize_without_self_loops,
+    summarize_without_unseen,
 )
 
 logger = logging.getLogger(__name__)
@@ -241,14 +242,16 @@ def evaluate_link_prediction(
     ks: Sequence[int] = DEFAULT_KS,
     show_progress: bool = False,
     relation_categories: Sequence[str] | None = None,
+    train_triples: Tensor | None = None,
 ) -> dict[str, Any]:
     """Filtered MRR / mean rank / AMR(I) / hits@k of ``triples`` under all tie policies, as a JSON-ready dict.
 
     Layout: ``{"head"|"tail"|"both": {"optimistic"|"realistic"|"pessimistic": metrics},
     "num_triples": M, "num_self_loops": #(h == t)}``, then ``"without_self_loops"`` (the same
     metrics over the triples with h != t, and ``num_excluded``) when there is a self-loop, and
-    ``"by_category"`` (see `summarize_by_category`) when ``relation_categories`` is given. All
-    sections come from one ranking pass.
+    ``"by_category"`` (see `summarize_by_category`) when ``relation_categories`` is given, and
+    ``"without_unseen"`` (see `summarize_without_unseen`) when ``train_triples`` is given and some triple
+    holds an entity or relation they do not. All sections come from one ranking pass.
     """
     ks = _check_ks(ks)  # fail before the expensive part
     if relation_categories is not None:
@@ -264,7 +267,19 @@ def evaluate_link_prediction(
         result["without_self_loops"] = without_self_loops
     if relation_categories is not None:
         result["by_category"] = summarize_by_category(ranks, triples[:, 1], relation_categories, ks)
+    if train_triples is not None:
+        _check_triples(train_triples, filter_index.num_entities, name="train_triples")
+        without_unseen = summarize_without_unseen(ranks, triples, train_triples, filter_index.num_entities,
+                                                  _num_relations(triples, train_triples, relation_categories), ks)
+        if without_unseen is not None:
+            result["without_unseen"] = without_unseen
     return result
+
+
+def _num_relations(triples: Tensor, train_triples: Tensor, relation_categories: Sequence[str] | None) -> int:
+    """Enough relation ids for both splits (the categories, when given, name every relation)."""
+    largest = max(int(t[:, 1].max()) + 1 if t.shape[0] else 0 for t in (triples, train_triples))
+    return max(largest, len(relation_categories or ()))
 
 
 def _pair_keys(relations: Tensor, entities: Tensor, num_entities: int) -> Tensor:

@@ -126,6 +126,35 @@ def summarize_without_self_loops(
     return section
 
 
+def summarize_without_unseen(
+    ranks: TripleRanks, triples: Tensor, train_triples: Tensor, num_entities: int, num_relations: int,
+    ks: Sequence[int] = DEFAULT_KS,
+) -> dict[str, Any] | None:
+    """Metrics of the triples whose head, relation and tail all occur in training; None when every one does.
+
+    A model has learned nothing about an entity or relation no training triple holds (its embedding is its
+    initialisation), so a split with such triples (DB15K's test has 84) is also reported without them.
+    ``num_excluded`` counts the triples left out, ``unseen_entities`` and ``unseen_relations`` the distinct
+    ids that caused it.
+    """
+    train_triples, triples = train_triples.to("cpu", torch.long), triples.to("cpu", torch.long)
+    seen_entities = torch.zeros(num_entities, dtype=torch.bool)
+    seen_entities[train_triples[:, 0]] = True
+    seen_entities[train_triples[:, 2]] = True
+    seen_relations = torch.zeros(num_relations, dtype=torch.bool)
+    seen_relations[train_triples[:, 1]] = True
+    heads, relations, tails = triples.unbind(1)
+    known = seen_entities[heads] & seen_relations[relations] & seen_entities[tails]  # (M,)
+    if bool(known.all()):
+        return None
+    section = summarize_subset(ranks, known.nonzero().squeeze(1), ks)
+    entities = torch.cat([heads, tails])
+    section["num_excluded"] = int((~known).sum())
+    section["unseen_entities"] = int(torch.unique(entities[~seen_entities[entities]]).numel())
+    section["unseen_relations"] = int(torch.unique(relations[~seen_relations[relations]]).numel())
+    return section
+
+
 def split_headline(results: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict], dict[str, dict]]:
     """Part ``{split: report}`` into the headline and the breakdowns, each value in exactly one of them.
 
@@ -134,7 +163,7 @@ def split_headline(results: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, 
     ``test.by_category.N-N.both.realistic.mrr`` in the breakdowns), and merging the two per split,
     ``{**headline[split], **breakdowns[split]}``, gives the report back. The headline holds the
     `HEADLINE_SECTIONS`; the breakdowns everything else: ``head``, ``tail``, ``num_triples``,
-    ``num_self_loops``, ``without_self_loops``, ``by_category`` and any section added later.
+    ``num_self_loops``, ``without_self_loops``, ``without_unseen``, ``by_category`` and any section added later.
     """
     headline: dict[str, dict] = {}
     breakdowns: dict[str, dict] = {}
