@@ -1,6 +1,7 @@
 """`python -m dhns.compare`: the results tables; `python -m dhns.compare run ...`: run the missing cells first.
 
-    python -m dhns.compare                        # harvest `dvc exp show`, write docs/results/README.md, print it
+    python -m dhns.compare                        # harvest `dvc exp show`, write docs/results/README.md and
+                                                  # forest.svg/.png, print the tables
     python -m dhns.compare exps.json              # the same from a saved `dvc exp show --json`
     python -m dhns.compare run --datasets MKG-Y --scorers transe --arms all --seeds 0,1,2
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from dhns.compare.arms import parse_arms
 from dhns.compare.cells import RESULTS_DIR, harvest, read_cells
+from dhns.compare.forest import write_forest
 from dhns.compare.readme import refresh_readme
 from dhns.compare.runner import grid, run_cells
 from dhns.compare.tables import readme_blocks, render
@@ -50,6 +52,8 @@ def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: lis
     if readme is not None:
         refresh_readme(readme, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS),
                                             [int(seed) for seed in words(DEFAULT_SEEDS)]))
+    drawn = write_forest(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS), root)  # the whole grid's picture
+    logging.info("forest plot: %s", ", ".join(map(str, drawn)) or "no paired DHNS cell yet")
     return text
 
 
