@@ -12,10 +12,15 @@ from dhns.io import atomic_directory
 from dhns.live import StageCurves
 from dhns.models.kgc import load_model
 from dhns.pipeline import load_stage_inputs
-from dhns.stage import run_stage
+from dhns.config import load_params
+from dhns.stage import JOINT_SKIP_REASON, run_stage, write_skipped_outputs
 
 
 def main() -> None:
+    if load_params().train.protocol == "joint":  # the train stage trains its own generator, from scratch
+        write_skipped_outputs("diffusion", JOINT_SKIP_REASON, ("plots/diffusion/metrics",),
+                              {"plots/diffusion/custom/hardness.json": "[]\n"})
+        return
     inputs = load_stage_inputs()
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.diffusion

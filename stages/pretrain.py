@@ -8,10 +8,13 @@ from dhns.models.kgc import KGCModel
 from dhns.pipeline import load_stage_inputs
 from dhns.training.kgc import run_kgc_stage
 from dhns.sampling import make_sampler
-from dhns.stage import run_stage
+from dhns.stage import JOINT_SKIP_REASON, run_stage, write_skipped_outputs
 
 
 def main() -> int:
+    if load_params().train.protocol == "joint":  # nothing to pretrain: the train stage starts from scratch
+        write_skipped_outputs("pretrain", JOINT_SKIP_REASON, ("plots/pretrain/metrics",), {})
+        return 0
     num_processes = load_params().pretrain.num_processes
     if num_processes > 1 and not launched_by_torchrun():
         return relaunch_under_torchrun(num_processes, __file__)

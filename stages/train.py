@@ -1,13 +1,18 @@
-"""Stage train (NTAT): continue from the pretrained model with the chosen negatives (dhns: generated ones too)."""
+"""Stage train (NTAT): train with the chosen negatives (dhns: generated ones too).
+
+`train.protocol: finetune` continues from the pretrained model and the trained generator; `joint` (the
+paper's protocol) starts both from their seed's random initialisation, the model as pretraining starts it,
+and trains the generator on every batch before the KGC step.
+"""
 
 import dataclasses
 import logging
 from pathlib import Path
 
 from dhns.config import load_params
-from dhns.diffusion.generator import load_generator
+from dhns.diffusion.generator import build_generator, load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
-from dhns.models.kgc import load_model
+from dhns.models.kgc import KGCModel, load_model
 from dhns.training.ntat import build_negatives, first_batch_breakdown
 from dhns.pipeline import load_stage_inputs
 from dhns.training.kgc import run_kgc_stage
@@ -21,17 +26,25 @@ def main() -> int:
     inputs = load_stage_inputs()
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
-    model = load_model(Path("models/pretrain"), features, device)
-    generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
+    if config.protocol == "joint":
+        model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
+        diffusion = params.diffusion
+        generator = build_generator(model, diffusion.num_diffusion_steps, diffusion.beta_start, diffusion.beta_end,
+                                    diffusion.hidden_multiplier) if config.negatives.uses_generator else None
+    else:
+        model = load_model(Path("models/pretrain"), features, device)
+        generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
     sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     breakdown = None
     if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training
         breakdown = first_batch_breakdown(model, sampler, extra, graph.train[: config.batch_size].to(device),
                                           config, params.seed)
-    logging.info("train %s with %s negatives on %s (%s)", model.config.name, config.sampler, graph.name, device)
+    logging.info("train %s with %s negatives on %s (%s), protocol %s", model.config.name, config.sampler, graph.name,
+                 device, config.protocol)
 
     def summary() -> dict:
         return {
+            "protocol": config.protocol,
             "sampler": config.sampler,
             "negatives": dataclasses.asdict(config.negatives),  # the preset as resolved, with any axis overridden
             "hard_loss": config.hard_loss if extra is not None else "none",

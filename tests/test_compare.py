@@ -108,6 +108,9 @@ def test_an_arm_is_read_from_the_negative_settings_not_the_sampler_name():
     assert arm_of({"sampler": "dhns", "hard_loss": "reference"}) == "dhns"  # cells from before chains: the full one
     with pytest.raises(ValueError, match="chain stride 3"):
         arm_of({"sampler": "dhns", "chain_stride": 3, "chain_eta": 1.0})
+    joint = from_mapping(Params, apply_scorer_settings(raw_params(sampler="dhns", protocol="joint")))
+    assert arm_of(joint.train.__dict__) == "joint_dhns_strided"  # its own cell files, apart from the fine-tune grid
+    assert arm_of({"sampler": "uniform", "protocol": "joint"}) == "joint_uniform"
 
 
 def test_the_per_view_arm_trains_at_its_own_preset_mu():

@@ -45,12 +45,14 @@ OPTIMIZERS = {"plain": "adam", "lazy": "lazy_adam"}  # mode -> optimizer of the 
 
 
 def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = None,
-        stop_after: int | None = None, optimizer: str = "adam") -> KGCModel:
+        stop_after: int | None = None, optimizer: str = "adam", epochs: list[int] | None = None) -> KGCModel:
     torch.manual_seed(0)
     model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
     triples = star_triples()
 
     def interrupt(record: dict) -> None:
+        if epochs is not None:
+            epochs.append(record["epoch"])
         if record["epoch"] == stop_after:
             raise KeyboardInterrupt
 
@@ -61,8 +63,8 @@ def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = 
 
 
 def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "plain") -> None:
-    """mode: plain or lazy (shift negatives; adam or lazy_adam), or resume: random negatives, killed after
-    epoch 2, then resumed."""
+    """mode: plain or lazy (shift negatives; adam or lazy_adam); or, with random negatives: uninterrupted,
+    killed (stopped after epoch 2, its checkpoint kept), resume (a fresh launch that continues from it)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
@@ -72,13 +74,17 @@ def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "
             model = fit(parallel, optimizer=OPTIMIZERS[mode])
         else:
             sampler = make_sampler("uniform", star_triples(), NUM_ENTITIES, NUM_RELATIONS, 3)
-            checkpointing = Checkpointing(Path(out_dir) / f"ckpt-{mode}", every=1)
-            if mode == "resume":
+            folder = "ckpt-uninterrupted" if mode == "uninterrupted" else "ckpt-resume"  # killed and resume share it
+            checkpointing = Checkpointing(Path(out_dir) / folder, every=1)
+            if mode == "killed":  # as a kill would: the launch ends after epoch 2, the checkpoint stays
                 try:
                     fit(parallel, sampler, checkpointing, stop_after=2)
                 except KeyboardInterrupt:
-                    pass
-            model = fit(parallel, sampler, checkpointing)
+                    shutdown_parallel()
+                    return
+            epochs: list[int] = []
+            model = fit(parallel, sampler, checkpointing, epochs=epochs)
+            (Path(out_dir) / f"{mode}-rank{rank}-epochs.json").write_text(json.dumps(epochs))
         torch.save(model.state_dict(), Path(out_dir) / f"{mode}-rank{rank}.pt")
         shutdown_parallel()
     finally:
@@ -108,9 +114,12 @@ def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path, mode:
 
 def test_two_rank_run_resumes_bit_identically_with_per_rank_negatives(tmp_path: Path) -> None:
     """Each rank's own sampling generator travels in the snapshot; rank 0's file is broadcast to all."""
-    for mode in ("uninterrupted", "resume"):
+    for mode in ("uninterrupted", "killed", "resume"):  # each a fresh launch of both ranks
         mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
     reference = torch.load(tmp_path / "uninterrupted-rank0.pt", weights_only=True)
+    for rank in range(2):  # the relaunch ran only epoch 3: it resumed, it did not start over
+        assert json.loads((tmp_path / f"resume-rank{rank}-epochs.json").read_text()) == [3]
+        assert json.loads((tmp_path / f"uninterrupted-rank{rank}-epochs.json").read_text()) == [1, 2, 3]
     for rank in range(2):
         resumed = torch.load(tmp_path / f"resume-rank{rank}.pt", weights_only=True)
         for key, value in reference.items():

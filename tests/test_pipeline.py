@@ -146,6 +146,24 @@ def test_repro_then_experiment_reruns_only_affected_stages(project: Path) -> Non
     assert any(key.startswith("test.both.realistic.") for key in changed.get("metrics/eval.json", {}))
 
 
+def test_the_joint_protocol_alone_trains_from_scratch_and_skips_pretrain_and_diffusion(project: Path) -> None:
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline"], project)
+    run(["dvc", "exp", "run", "-n", "joint", "-S", "train.protocol=joint", "-S", "train.num_epochs=2",
+         "-S", "train.eval_every=1"], project)
+    pretrain = json.loads((project / "metrics" / "pretrain.json").read_text())
+    diffusion = json.loads((project / "metrics" / "diffusion.json").read_text())
+    assert pretrain["skipped"] and diffusion["skipped"] and "joint" in pretrain["reason"]
+    assert not (project / "models" / "pretrain" / "model.safetensors").exists()
+    train = json.loads((project / "metrics" / "train.json").read_text())
+    assert train["protocol"] == "joint" and train["epochs_run"] == 2
+    batches = 2 * -(-22 // 16)  # 22 training triples in batches of 16, 2 epochs: a generator step each
+    assert train["generator_steps"] == batches
+    evaluation = json.loads((project / "metrics" / "eval.json").read_text())
+    assert 0.0 < evaluation["test"]["both"]["realistic"]["mrr"] <= 1.0
+    run(["dvc", "plots", "show", "--json"], project)  # the skipped stages' empty curves do not break plotting
+
+
 def test_compare_run_shares_pretraining_between_arms_and_skips_finished_cells(project: Path) -> None:
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline"], project)

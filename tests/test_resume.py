@@ -169,6 +169,9 @@ class NaNAt:
         value = float("nan") if self.calls == self.target else 0.0
         return model.relations.weight.sum() * 0 + value
 
+    def before_step(self, model, positives, rng) -> None:
+        pass
+
     def after_step(self, model, positives, rng) -> None:
         pass
 

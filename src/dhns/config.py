@@ -29,6 +29,9 @@ SPARSE_OPTIMIZERS = ("lazy_adam", "row_adagrad")  # sparse entity-table gradient
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training.kgc)
 REGULARIZERS = ("l2", "n3")
 HARD_LOSS_FORMS = ("reference", "per_view")
+# finetune: NTAT continues from the pretrained model and the trained generator (this project's grid);
+# joint: the paper's protocol, the KGC model and the generator from random initialisation, trained together
+PROTOCOLS = ("finetune", "joint")
 IMAGE_BACKENDS = ("clip", "vit")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
@@ -245,6 +248,7 @@ STRIDED_CHAIN = ReverseChain(stride=0, eta=1.0)  # only the steps the hardness l
 class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
+    protocol: str = "finetune"  # PROTOCOLS: finetune (from the pretrained model) | joint (from scratch, the paper's)
     sampler: str = "dhns"  # a pretrain sampler, or dhns / bernoulli_dhns (self-adversarial base + generated negatives)
     generated_negatives: str = FROM_SAMPLER  # none | dhns; "" = the sampler's
     num_epochs: int = 5
@@ -267,6 +271,7 @@ class TrainConfig(PretrainConfig):
             self.chain
         except ValueError as error:
             raise ValueError(str(error).replace("params chain ", "params train.chain_")) from None
+        _check_choice("train", "protocol", self.protocol, PROTOCOLS)
         _check_choice("train", "generated_negatives", self.generated_negatives, (FROM_SAMPLER,) + GENERATED_NEGATIVES)
         _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
         _check_positive("train", "distmult_hard_margin", self.distmult_hard_margin, allow_zero=True)
@@ -446,30 +451,66 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
         own = merged.get(section) or {}
         if not isinstance(own, Mapping):
             raise ValueError(f"params {section}: expected a mapping, got {own!r}")
-        plain, by_form = _split_form_presets(values or {})
         if section == "train":
-            form = own.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss))
-            plain = {**plain, **by_form.get(form, {})}
+            plain = _train_preset(values or {}, own)
+        else:
+            plain = dict(values or {})
         merged[section] = {**plain, **own}
     return merged
 
 
-def _split_form_presets(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]]]:
-    """A train preset's plain keys, and its per-form blocks (`reference: {...}`, `per_view: {...}`)."""
-    plain = {key: value for key, value in values.items() if key not in HARD_LOSS_FORMS}
-    return plain, {key: value or {} for key, value in values.items() if key in HARD_LOSS_FORMS}
+def _train_preset(values: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """A scorer's train preset for the selected protocol and hard-loss form, later layers winning: the plain
+    keys, the form's block, then (under `protocol: joint`) the joint block's plain keys and its form's block."""
+    plain, by_form, joint = _split_form_presets(values)
+    protocol = own.get("protocol", plain.get("protocol", TrainConfig.protocol))
+    layers = [plain]
+    if protocol == "joint":
+        joint_plain, joint_forms, _ = _split_form_presets(joint)
+        layers.append(joint_plain)
+        form = own.get("hard_loss", joint_plain.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss)))
+        layers[1:1] = [by_form.get(form, {})]
+        layers.append(joint_forms.get(form, {}))
+    else:
+        form = own.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss))
+        layers.append(by_form.get(form, {}))
+    return {key: value for layer in layers for key, value in layer.items()}
+
+
+def _split_form_presets(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]],
+                                                            Mapping[str, Any]]:
+    """A train preset's plain keys, its per-form blocks (`reference: {...}`, `per_view: {...}`) and its
+    `joint: {...}` block (the joint protocol's settings, with per-form blocks of its own)."""
+    blocks = HARD_LOSS_FORMS + ("joint",)
+    plain = {key: value for key, value in values.items() if key not in blocks}
+    return (plain, {key: value or {} for key, value in values.items() if key in HARD_LOSS_FORMS},
+            values.get("joint") or {})
 
 
 def _validate_preset(name: str, section: str, values: Mapping[str, Any]) -> None:
     if not isinstance(values, Mapping):
         raise ValueError(f"params scorers.{name}.{section}: expected a mapping, got {values!r}")
-    plain, by_form = _split_form_presets(values) if section == "train" else (dict(values), {})
+    plain, by_form, joint = _split_form_presets(values) if section == "train" else (dict(values), {}, {})
     candidates = [(f"scorers.{name}.{section}", plain)]
     for form, block in by_form.items():
         if not isinstance(block, Mapping) or "hard_loss" in block:
             raise ValueError(f"params scorers.{name}.train.{form}: expected a mapping of train settings for the "
                              f"{form} form (without hard_loss), got {block!r}")
         candidates.append((f"scorers.{name}.train.{form}", {**plain, **block, "hard_loss": form}))
+    if joint:
+        if not isinstance(joint, Mapping) or "protocol" in joint:
+            raise ValueError(f"params scorers.{name}.train.joint: expected a mapping of train settings for the "
+                             f"joint protocol (without protocol), got {joint!r}")
+        joint_plain, joint_forms, nested = _split_form_presets(joint)
+        if nested:
+            raise ValueError(f"params scorers.{name}.train.joint: a joint block cannot hold another")
+        candidates.append((f"scorers.{name}.train.joint", {**plain, **joint_plain, "protocol": "joint"}))
+        for form, block in joint_forms.items():
+            if not isinstance(block, Mapping) or "hard_loss" in block:
+                raise ValueError(f"params scorers.{name}.train.joint.{form}: expected a mapping of train settings "
+                                 f"for the {form} form (without hard_loss), got {block!r}")
+            candidates.append((f"scorers.{name}.train.joint.{form}",
+                               {**plain, **joint_plain, **block, "protocol": "joint", "hard_loss": form}))
     for where, mapping in candidates:
         try:
             from_mapping(SCORER_SECTIONS[section], mapping, where)

@@ -43,6 +43,30 @@ def run_stage(main: Callable[[], int | None]) -> NoReturn:
     sys.exit(code)
 
 
+def write_skipped_outputs(stage: str, reason: str, folders: tuple[str, ...], files: dict[str, str]) -> None:
+    """The outputs DVC expects of a stage with nothing to do under the selected settings, each saying so.
+
+    A stage skipped this way still ends in seconds and keeps the pipeline's shape: `folders` are created
+    empty (a model folder holds `SKIPPED.json`), `files` get the given text, and `metrics/<stage>.json`
+    records the reason, so `dvc metrics show` says why there is no number.
+    """
+    note = {"skipped": True, "reason": reason}
+    for folder in folders:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    Path("models", stage).mkdir(parents=True, exist_ok=True)
+    Path("models", stage, "SKIPPED.json").write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+    Path("metrics").mkdir(exist_ok=True)
+    Path("metrics", f"{stage}.json").write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+    log.info("%s: skipped (%s)", stage, reason)
+
+
+JOINT_SKIP_REASON = ("train.protocol is joint: the train stage trains the KGC model and the generator from their "
+                     "random initialisation, so nothing of this stage is used")
+
+
 def _restore_if_under_dvc() -> None:
     stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT")
     if not stage or not root or "LOCAL_RANK" in os.environ:  # torchrun's workers: their launcher restores once

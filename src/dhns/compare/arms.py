@@ -42,8 +42,11 @@ def arm_of(train: Mapping[str, object]) -> str:
     """The arm a resolved train section belongs to (the inverse of ARMS).
 
     Read from the negative scheme, not the sampler's name, so `-S train.corruption=bernoulli` on the dhns
-    preset is the bernoulli_dhns arm. Cells written before the axes existed hold the sampler alone.
+    preset is the bernoulli_dhns arm. Cells written before the axes existed hold the sampler alone. Under
+    `train.protocol: joint` the arm is named `joint_<arm>`, so those cells never overwrite a fine-tune cell.
     """
+    if train.get("protocol", "finetune") == "joint":  # its own cells, never a fine-tune cell's file
+        return "joint_" + arm_of({**train, "protocol": "finetune"})
     scheme = negative_scheme(str(train["sampler"]), str(train.get("corruption", "")), str(train.get("weighting", "")),
                              str(train.get("generated_negatives", "")))
     preset = preset_of(scheme)

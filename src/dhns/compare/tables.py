@@ -190,7 +190,8 @@ def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     unseen = next((c["test"]["without_unseen"] for c in cells_seen if "without_unseen" in c["test"]), None)
     if unseen is not None:
         columns.append((f"MRR without the {unseen['num_excluded']} triples unseen in training",
-                        lambda t: t["without_unseen"]["both"][HEADLINE]["mrr"] if "without_unseen" in t else None))
+                        lambda t: t["without_unseen"]["both"][HEADLINE]["mrr"]
+                        if "both" in t.get("without_unseen", {}) else None))  # none kept: a count only
     if not columns:
         return []
     lines = ["| arm | " + " | ".join(header for header, _ in columns) + " |", "|---|" + "---|" * len(columns)]

@@ -63,9 +63,11 @@ def sigmoid_loss(positive_scores: Tensor, negative_scores: Tensor, weights: Tens
 
 
 class ExtraObjective(Protocol):
-    """A loss term added to every batch (NTAT's hard negatives), a hook after each KGC step, and its state."""
+    """A loss term added to every batch (NTAT's hard negatives), hooks before and after each KGC step, and its state."""
 
     def loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor: ...
+
+    def before_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
 
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
 
@@ -223,8 +225,8 @@ def _make_step(
                                             config.regularization, extra, max_grad_norm=config.max_grad_norm,
                                             precision=config.precision, regularizer=config.regularizer)
     if getattr(extra, "joint_generator", False):
-        raise ValueError("params train.joint_generator: not supported with num_processes > 1 "
-                         "(each rank would update its own generator)")
+        raise ValueError("params train.joint_generator and train.protocol joint with generated negatives: not "
+                         "supported with num_processes > 1 (each rank would update its own generator)")
     if model.sparse_entity_gradients and model.device.type != "cpu":
         raise ValueError(f"params optimizer: {config.optimizer} with num_processes > 1 runs on CPU processes only "
                          "(gloo all-reduces sparse gradients, NCCL does not); use adam on several GPUs")
@@ -329,6 +331,8 @@ def train_step(
     regularizer: str = "l2",
 ) -> Tensor:
     """One optimiser step on one batch; returns the detached fp32 loss (no host sync)."""
+    if extra is not None:
+        extra.before_step(model, positives, generator)
     with precision_context(precision, positives.device):
         loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra,
                           regularizer)

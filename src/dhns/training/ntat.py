@@ -176,7 +176,11 @@ class HardNegativeObjective:
         hard_loss: str = "reference",
         distmult_hard_margin: float = 0.0,
         chain: ReverseChain = FULL_CHAIN,
+        generator_first: bool = False,
     ) -> None:
+        """`joint_generator` trains the generator on every batch with its own optimizer: after the KGC step
+        (the fine-tune protocol's option), or before it with `generator_first` (the joint protocol: the
+        generator learns the current entity views, then generates the batch's negatives)."""
         steps = sorted({level.step for level in active_levels(levels)})
         if steps and steps[-1] > generator.diffusion.num_steps:
             raise ValueError(
@@ -193,6 +197,7 @@ class HardNegativeObjective:
         self.distmult_hard_margin = distmult_hard_margin
         self.chain = chain
         self.joint_generator = joint_generator
+        self.generator_first = generator_first and joint_generator
         self.diffusion_loss = diffusion_loss
         self.generator_steps = 0
         self.optimizer = adam(generator.parameters(), generator_lr) if joint_generator else None
@@ -230,10 +235,17 @@ class HardNegativeObjective:
         """The starting generator keys the run: a retrained diffusion stage invalidates a train snapshot."""
         return {"generator": self.generator.state_dict()}
 
+    def before_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
+        """With generator_first: one generator update on the batch's current entity views, before the KGC step."""
+        if self.generator_first:
+            self._generator_step(model, positives, rng)
+
     def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
-        """With joint_generator: one generator update on the batch, after the KGC step, with its own optimizer."""
-        if not self.joint_generator:
-            return
+        """With joint_generator (and not generator_first): one generator update on the batch, after the KGC step."""
+        if self.joint_generator and not self.generator_first:
+            self._generator_step(model, positives, rng)
+
+    def _generator_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
         self.generator.train()
         generator_step(self.generator, model, self.optimizer, positives, self.diffusion_loss, rng)
         self.generator_steps += 1
@@ -261,7 +273,9 @@ def build_negatives(
         raise ValueError(f"params train.generated_negatives: {scheme.generated} needs the generator of the diffusion "
                          "stage (models/diffusion); run `dvc repro diffusion`")
     assert isinstance(config, TrainConfig)  # only the train section can ask for generated negatives
-    objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight, config.joint_generator,
-                                      config.generator_lr, config.diffusion_loss, hard_loss=config.hard_loss,
-                                      distmult_hard_margin=config.distmult_hard_margin, chain=config.chain)
+    joint = config.protocol == "joint"  # the generator trains with the KGC model, ahead of each step
+    objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
+                                      config.joint_generator or joint, config.generator_lr, config.diffusion_loss,
+                                      hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin,
+                                      chain=config.chain, generator_first=joint)
     return sampler, objective
