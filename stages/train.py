@@ -7,13 +7,10 @@ and trains the generator on every batch before the KGC step.
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from dhns.config import load_params
-from dhns.diffusion.generator import build_generator, load_generator
 from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
-from dhns.models.kgc import KGCModel, load_model
-from dhns.training.ntat import build_negatives, first_batch_breakdown
+from dhns.training.ntat import build_negatives, first_batch_breakdown, train_starting_point
 from dhns.pipeline import load_stage_inputs
 from dhns.training.kgc import run_kgc_stage
 from dhns.stage import run_stage
@@ -26,14 +23,7 @@ def main() -> int:
     inputs = load_stage_inputs()
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
     config = params.train
-    if config.protocol == "joint":
-        model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
-        diffusion = params.diffusion
-        generator = build_generator(model, diffusion.num_diffusion_steps, diffusion.beta_start, diffusion.beta_end,
-                                    diffusion.hidden_multiplier) if config.negatives.uses_generator else None
-    else:
-        model = load_model(Path("models/pretrain"), features, device)
-        generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
+    model, generator = train_starting_point(params, graph.num_entities, graph.num_relations, features, device)
     sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
     breakdown = None
     if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training

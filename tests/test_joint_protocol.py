@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from dhns.config import HardnessLevel, Params, TrainConfig, apply_scorer_settings, from_mapping

@@ -34,9 +34,8 @@ from dhns.config import Params, apply_scorer_settings, from_mapping
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
-from dhns.diffusion.generator import load_generator
-from dhns.models.kgc import KGCModel, load_model
-from dhns.training.ntat import build_negatives
+from dhns.models.kgc import KGCModel
+from dhns.training.ntat import build_negatives, train_starting_point
 from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
 from dhns.host import resolve_device, seed_everything
 from dhns.training.kgc import train_kgc
@@ -82,15 +81,14 @@ def finished_cells(path: Path) -> set[str]:
 
 
 def starting_point(stage: str, params: Params, graph, features, device: torch.device):
-    """The model a cell starts from, and the generator for DHNS: fresh for pretrain; the stage outputs for train."""
+    """The model a cell starts from, and the generator for DHNS: fresh for pretrain; for train, what the train
+    stage starts from under `train.protocol` (the stage outputs for finetune, fresh ones for joint)."""
     if stage == "pretrain":
         return KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device), None
-    model = load_model(Path("models/pretrain"), features, device)
-    if model.config.name != params.model.name:
-        raise SystemExit(f"tune: models/pretrain holds a {model.config.name} model, not {params.model.name}; "
-                         f"run `dvc exp run -S model.name={params.model.name} diffusion` first")
-    generator = load_generator(Path("models/diffusion"), device) if params.train.negatives.uses_generator else None
-    return model, generator
+    try:
+        return train_starting_point(params, graph.num_entities, graph.num_relations, features, device)
+    except ValueError as error:
+        raise SystemExit(f"tune: {error}") from None
 
 
 def run_cell(stage: str, params: Params, graph, features, device: torch.device) -> dict[str, Any]:

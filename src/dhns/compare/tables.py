@@ -243,7 +243,7 @@ def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, M
     rows = published_rows(groups, dataset)
     if not rows:
         return []
-    return [f"Filtered test MRR, **optimistic** ties (the policy of published tables):", "",
+    return ["Filtered test MRR, **optimistic** ties (the policy of published tables):", "",
             "| model | features | MRR |", "|---|---|---|", *rows]
 
 

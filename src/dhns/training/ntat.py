@@ -28,19 +28,23 @@ generator takes its own step on each batch.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from dhns.config import FULL_CHAIN, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
-from dhns.diffusion.generator import HierarchicalGenerator
+from dhns.diffusion.generator import HierarchicalGenerator, build_generator, load_generator
 from dhns.training.diffusion import generator_step
 from dhns.models.interactions import Interaction
-from dhns.models.kgc import KGCModel
+from dhns.models.kgc import KGCModel, load_model
 from dhns.sampling import NegativeSampler, make_sampler
 from dhns.training.step import adam
 from dhns.training.kgc import batch_loss
+
+if TYPE_CHECKING:
+    from dhns.config import Params
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
@@ -249,6 +253,29 @@ class HardNegativeObjective:
         self.generator.train()
         generator_step(self.generator, model, self.optimizer, positives, self.diffusion_loss, rng)
         self.generator_steps += 1
+
+
+def train_starting_point(params: "Params", num_entities: int, num_relations: int, features: dict | None,
+                         device: torch.device) -> tuple[KGCModel, HierarchicalGenerator | None]:
+    """The KGC model and generator the train stage starts from (and `dhns.tune --stage train`'s cells).
+
+    finetune: the pretrain stage's model and the diffusion stage's generator (when the negatives use one).
+    joint: both from random initialisation, built as pretraining and the diffusion stage build them; call
+    right after seeding so the model starts where pretraining would.
+    """
+    config = params.train
+    if config.protocol == "joint":
+        model = KGCModel(params.model, num_entities, num_relations, features).to(device)
+        diffusion = params.diffusion
+        generator = build_generator(model, diffusion.num_diffusion_steps, diffusion.beta_start, diffusion.beta_end,
+                                    diffusion.hidden_multiplier) if config.negatives.uses_generator else None
+        return model, generator
+    model = load_model(Path("models/pretrain"), features, device)
+    if model.config.name != params.model.name:
+        raise ValueError(f"models/pretrain holds a {model.config.name} model, not {params.model.name}; run "
+                         f"`dvc exp run -S model.name={params.model.name} diffusion` first")
+    generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
+    return model, generator
 
 
 def build_negatives(
