@@ -176,7 +176,9 @@ def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     Columns a cell file lacks (written before the evaluate stage reported them) are left out; empty when none
     is there. The unseen column, added later than the others, averages the cells that have it ("-" for none).
     """
-    cells_seen = [c for runs in arms.values() for c in runs.values()]
+    cells_seen = [c for arm in shown(list(ARMS), arms) for c in arms.get(arm, {}).values()]  # the rows listed
+    if not cells_seen:
+        return []
     test = cells_seen[0]["test"]
     columns: list[tuple[str, Callable[[Mapping], float | None]]] = []
     if "adjusted_arithmetic_mean_rank_index" in test["both"][HEADLINE]:
