@@ -262,6 +262,21 @@ def test_experiment_command_names_the_cell_and_sets_every_key():
                         "train.hard_loss=reference", "train.chain_stride=1", "train.chain_eta=1.0", "train.precision=fp32"]
 
 
+def test_joint_protocol_arms_run_as_their_own_cells():
+    assert parse_arms("joint") == ["joint_uniform", "joint_bernoulli", "joint_self_adversarial",
+                                   "joint_bernoulli_self_adversarial", "joint_dhns_strided", "joint_dhns_per_view_strided"]
+    assert parse_arms("joint_dhns") == ["joint_dhns"]  # the full chain, as a check
+    command = experiment_command(CellKey("MKG-Y", "transe", 1, "joint_dhns_per_view_strided"))
+    assert command[4] == "cmp-mkg-y-transe-joint_dhns_per_view_strided-s1"
+    settings = dict(part.split("=", 1) for part in (command[i + 1] for i, p in enumerate(command) if p == "-S"))
+    assert (settings["train.protocol"], settings["train.hard_loss"], settings["train.chain_stride"]) == \
+        ("joint", "per_view", "0")
+    raw = raw_params(**{key.removeprefix("train."): yaml.safe_load(value) for key, value in settings.items()
+                        if key.startswith("train.")})
+    assert arm_of(from_mapping(Params, apply_scorer_settings(raw)).train.__dict__) == "joint_dhns_per_view_strided"
+    assert "joint_dhns" not in ARMS  # the fine-tune tables never list them
+
+
 def test_cli_renders_the_cell_files_without_a_dvc_repository(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_cell(cell("dhns", 0, 0.3, 0.3), tmp_path / "docs" / "results")

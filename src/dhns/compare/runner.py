@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from dhns.compare.arms import ARMS
+from dhns.compare.arms import RUNNABLE_ARMS
 from dhns.compare.cells import CellKey, workspace_record, write_cell
 
 log = logging.getLogger("dhns.compare")
@@ -32,7 +32,7 @@ def missing(keys: Sequence[CellKey], root: Path) -> list[CellKey]:
 
 def experiment_command(key: CellKey, extra: Sequence[str] = ()) -> list[str]:
     """`dvc exp run` for one cell; `extra` are further `-S key=value` settings applied to every cell."""
-    settings = {"data.dataset": key.dataset, "model.name": key.scorer, "seed": str(key.seed), **ARMS[key.arm]}
+    settings = {"data.dataset": key.dataset, "model.name": key.scorer, "seed": str(key.seed), **RUNNABLE_ARMS[key.arm]}
     command = ["dvc", "exp", "run", "-n", key.experiment_name()]
     for name, value in settings.items():
         command += ["-S", f"{name}={value}"]
