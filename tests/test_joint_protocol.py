@@ -13,18 +13,14 @@ from dhns.evaluation import build_filter_index
 from dhns.sampling import make_sampler
 from dhns.training.kgc import train_kgc
 from dhns.training.ntat import HardNegativeObjective, build_negatives
+from test_compare import raw_params
 from test_ntat import tiny_setup
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def resolved(**train) -> TrainConfig:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    model = train.pop("model", None)
-    if model:
-        raw["model"]["name"] = model
-    raw["train"].update(train)
-    return from_mapping(Params, apply_scorer_settings(raw)).train
+def resolved(model: str = "transe", **train) -> TrainConfig:
+    return from_mapping(Params, apply_scorer_settings(raw_params(scorer=model, **train))).train
 
 
 @pytest.mark.parametrize("model", ["transe", "rotate", "distmult"])
