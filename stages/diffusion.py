@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from dhns.diffusion.generator import build_generator, save_generator
+from dhns.diffusion.generator import generator_for, save_generator
 from dhns.training.checkpoint import Checkpointing
 from dhns.diffusion.report import hardness_diagnostics
 from dhns.training.diffusion import train_generator
@@ -27,8 +27,7 @@ def main() -> None:
     model = load_model(Path("models/pretrain"), features, device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    generator = build_generator(model, config.num_diffusion_steps, config.beta_start, config.beta_end,
-                                config.hidden_multiplier)
+    generator = generator_for(model, config)
     logging.info("diffusion: levels %s, width %d, T = %d", ", ".join(generator.levels), generator.width,
                  config.num_diffusion_steps)
     checkpointing = Checkpointing(Path("checkpoints/diffusion"), config.checkpoint_every)

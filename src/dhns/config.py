@@ -464,17 +464,9 @@ def _train_preset(values: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str
     keys, the form's block, then (under `protocol: joint`) the joint block's plain keys and its form's block."""
     plain, by_form, joint = _split_form_presets(values)
     protocol = own.get("protocol", plain.get("protocol", TrainConfig.protocol))
-    layers = [plain]
-    if protocol == "joint":
-        joint_plain, joint_forms, _ = _split_form_presets(joint)
-        layers.append(joint_plain)
-        form = own.get("hard_loss", joint_plain.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss)))
-        layers[1:1] = [by_form.get(form, {})]
-        layers.append(joint_forms.get(form, {}))
-    else:
-        form = own.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss))
-        layers.append(by_form.get(form, {}))
-    return {key: value for layer in layers for key, value in layer.items()}
+    joint_plain, joint_forms, _ = _split_form_presets(joint) if protocol == "joint" else ({}, {}, {})
+    form = own.get("hard_loss", joint_plain.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss)))
+    return {**plain, **by_form.get(form, {}), **joint_plain, **joint_forms.get(form, {})}
 
 
 def _split_form_presets(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]],
@@ -487,30 +479,32 @@ def _split_form_presets(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict
             values.get("joint") or {})
 
 
+def _form_candidates(where: str, base: Mapping[str, Any], by_form: Mapping[str, Any]) -> list[tuple[str, dict]]:
+    """(name, settings) of each per-form block on top of `base`, for validation; a malformed block is refused."""
+    candidates = []
+    for form, block in by_form.items():
+        if not isinstance(block, Mapping) or "hard_loss" in block:
+            raise ValueError(f"params {where}.{form}: expected a mapping of train settings for the {form} form "
+                             f"(without hard_loss), got {block!r}")
+        candidates.append((f"{where}.{form}", {**base, **block, "hard_loss": form}))
+    return candidates
+
+
 def _validate_preset(name: str, section: str, values: Mapping[str, Any]) -> None:
     if not isinstance(values, Mapping):
         raise ValueError(f"params scorers.{name}.{section}: expected a mapping, got {values!r}")
     plain, by_form, joint = _split_form_presets(values) if section == "train" else (dict(values), {}, {})
-    candidates = [(f"scorers.{name}.{section}", plain)]
-    for form, block in by_form.items():
-        if not isinstance(block, Mapping) or "hard_loss" in block:
-            raise ValueError(f"params scorers.{name}.train.{form}: expected a mapping of train settings for the "
-                             f"{form} form (without hard_loss), got {block!r}")
-        candidates.append((f"scorers.{name}.train.{form}", {**plain, **block, "hard_loss": form}))
+    candidates = [(f"scorers.{name}.{section}", plain)] + _form_candidates(f"scorers.{name}.train", plain, by_form)
     if joint:
+        where = f"scorers.{name}.train.joint"
         if not isinstance(joint, Mapping) or "protocol" in joint:
-            raise ValueError(f"params scorers.{name}.train.joint: expected a mapping of train settings for the "
-                             f"joint protocol (without protocol), got {joint!r}")
+            raise ValueError(f"params {where}: expected a mapping of train settings for the joint protocol "
+                             f"(without protocol), got {joint!r}")
         joint_plain, joint_forms, nested = _split_form_presets(joint)
         if nested:
-            raise ValueError(f"params scorers.{name}.train.joint: a joint block cannot hold another")
-        candidates.append((f"scorers.{name}.train.joint", {**plain, **joint_plain, "protocol": "joint"}))
-        for form, block in joint_forms.items():
-            if not isinstance(block, Mapping) or "hard_loss" in block:
-                raise ValueError(f"params scorers.{name}.train.joint.{form}: expected a mapping of train settings "
-                                 f"for the {form} form (without hard_loss), got {block!r}")
-            candidates.append((f"scorers.{name}.train.joint.{form}",
-                               {**plain, **joint_plain, **block, "protocol": "joint", "hard_loss": form}))
+            raise ValueError(f"params {where}: a joint block cannot hold another")
+        base = {**plain, **joint_plain, "protocol": "joint"}
+        candidates += [(where, base)] + _form_candidates(where, base, joint_forms)
     for where, mapping in candidates:
         try:
             from_mapping(SCORER_SECTIONS[section], mapping, where)

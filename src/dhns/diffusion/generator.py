@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dhns.diffusion.denoiser import ConditionalDenoiser, DenoiserStack
-from dhns.config import FULL_CHAIN, ReverseChain
+from dhns.config import FULL_CHAIN, DiffusionConfig, ReverseChain
 from dhns.diffusion.schedule import GaussianDiffusion
 from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.kgc import KGCModel
@@ -142,6 +142,13 @@ def build_generator(model: KGCModel, num_steps: int, beta_start: float, beta_end
     diffusion = GaussianDiffusion(num_steps, beta_start, beta_end)
     width = model.interaction.entity_width
     return HierarchicalGenerator(tuple(scales), width, diffusion, scales, hidden_multiplier).to(model.device)
+
+
+def generator_for(model: KGCModel, config: DiffusionConfig) -> HierarchicalGenerator:
+    """A fresh generator for `model` as params' diffusion section describes it (the diffusion stage's, and the
+    joint protocol's in the train stage)."""
+    return build_generator(model, config.num_diffusion_steps, config.beta_start, config.beta_end,
+                           config.hidden_multiplier)
 
 
 def save_generator(generator: HierarchicalGenerator, folder: str | Path) -> None:

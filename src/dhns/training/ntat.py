@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from dhns.config import FULL_CHAIN, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
-from dhns.diffusion.generator import HierarchicalGenerator, build_generator, load_generator
+from dhns.diffusion.generator import HierarchicalGenerator, generator_for, load_generator
 from dhns.training.diffusion import generator_step
 from dhns.models.interactions import Interaction
 from dhns.models.kgc import KGCModel, load_model
@@ -266,9 +266,7 @@ def train_starting_point(params: "Params", num_entities: int, num_relations: int
     config = params.train
     if config.protocol == "joint":
         model = KGCModel(params.model, num_entities, num_relations, features).to(device)
-        diffusion = params.diffusion
-        generator = build_generator(model, diffusion.num_diffusion_steps, diffusion.beta_start, diffusion.beta_end,
-                                    diffusion.hidden_multiplier) if config.negatives.uses_generator else None
+        generator = generator_for(model, params.diffusion) if config.negatives.uses_generator else None
         return model, generator
     model = load_model(Path("models/pretrain"), features, device)
     if model.config.name != params.model.name:
