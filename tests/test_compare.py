@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dhns.compare.__main__ import DEFAULT_DATASETS, DEFAULT_SCORERS, DEFAULT_SEEDS, main as compare_main
-from dhns.compare.arms import ARMS, GRID_ARMS, arm_of, parse_arms
+from dhns.compare.arms import ARMS, GRID_ARMS, RUNNABLE_ARMS, arm_of, parse_arms
 from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
 from dhns.compare.runner import experiment_command, grid, run_cells
 from dhns.compare.readme import markers, replace_block
@@ -55,7 +55,8 @@ def metrics(test_mrr: float, valid_mrr: float, test_aamri: float | None = None,
 
 def cell(arm: str, seed: int, test_mrr: float, valid_mrr: float, scorer: str = "transe", dataset: str = "MKG-Y",
          **evaluated) -> dict:
-    train = {key.removeprefix("train."): yaml.safe_load(value) for key, value in ARMS[arm].items()}  # as -S sets them
+    train = {key.removeprefix("train."): yaml.safe_load(value)  # as -S sets them
+             for key, value in RUNNABLE_ARMS[arm].items()}
     return cell_record(raw_params(dataset, scorer, seed, **train), metrics(test_mrr, valid_mrr, **evaluated),
                        f"cmp-{arm}-{seed}")
 
@@ -148,15 +149,15 @@ def test_pairs_use_only_shared_seeds_and_missing_cells_are_marked():
     table = render(cells, ["MKG-Y", "DB15K"], ["transe"], [0, 1, 2])
     assert "| dhns | bernoulli | 1 | +0.0500 | - | 1 of 1 |" in table
     assert "| dhns | 0,1 (2 of 3) |" in table and "| uniform | missing |" in table
-    assert "## DB15K, transe\n\nNot run yet." in table
+    assert "### DB15K, transe (fine-tune)\n\nNot run yet." in table
 
 
 def test_published_numbers_sit_beside_ours_in_optimistic_ties():
     table = render([cell("dhns", 0, 0.30, 0.3), cell("uniform", 0, 0.20, 0.2)], ["MKG-Y"], ["transe"], [0])
     published = table[table.index("## MKG-Y: published numbers"):]
     assert "| MoCi (published, MoCi README) | images + text | 0.389 |" in published
-    assert "| ours: transe + dhns (1 seed) | text only | 0.310 |" in published  # optimistic = realistic + 0.01 here
-    assert "| ours: transe + uniform (1 seed) | text only | 0.210 |" in published
+    assert "| ours, fine-tune: transe + dhns (1 seed) | text only | 0.310 |" in published  # optimistic = realistic + 0.01
+    assert "| ours, fine-tune: transe + uniform (1 seed) | text only | 0.210 |" in published
 
 
 def exp_show(name: str, raw: dict, measured: dict | None, error: bool = False) -> dict:
@@ -282,7 +283,7 @@ def test_cli_renders_the_cell_files_without_a_dvc_repository(tmp_path, monkeypat
     write_cell(cell("dhns", 0, 0.3, 0.3), tmp_path / "docs" / "results")
     assert compare_main(["--seeds", "0"]) == 0
     page = (tmp_path / "docs" / "results" / "README.md").read_text()
-    assert "## MKG-Y, transe" in page and "## MKG-W, rotate\n\nNot run yet." in page
+    assert "### MKG-Y, transe (fine-tune)" in page and "### MKG-W, rotate (fine-tune)\n\nNot run yet." in page
     assert page in capsys.readouterr().out
 
 
@@ -334,12 +335,13 @@ def test_summary_pairs_each_dhns_form_with_the_best_classic_sampler_per_dataset_
              cell("dhns_per_view", 1, 0.37, 0.3),
              cell("uniform", 0, 0.50, 0.10, scorer="rotate")]  # a classic arm only: nothing to pair yet
     table = render(cells, ["MKG-Y"], ["transe", "rotate", "distmult"], [0, 1])
-    summary = table[table.index("## Summary"):table.index("## MKG-Y, transe")]
+    summary = table[table.index("### Summary"):table.index("### MKG-Y, transe")]
     # dhns - bernoulli: +0.01, +0.02 -> mean +0.015, std sqrt(2 * 0.005^2) = 0.00707; dhns_per_view: seed 1 only
     # dhns - self_adversarial: +0.10, +0.08 -> +0.09 ± 0.01414; dhns_per_view - self_adversarial: +0.07
-    assert ("| MKG-Y | transe | 0,1 | bernoulli | +0.0150 ± 0.0071 (2/2) | +0.0100 (1/1) | "
-            "+0.0900 ± 0.0141 (2/2) | +0.0700 (1/1) |") in summary
-    assert "| MKG-Y | rotate | 0 | uniform | - | - | - | - |" in summary
+    assert ("| MKG-Y | transe | dhns | bernoulli | +0.0150 ± 0.0071 (2/2) | self_adversarial | "
+            "+0.0900 ± 0.0141 (2/2) |") in summary
+    assert "| MKG-Y | transe | dhns_per_view | bernoulli | +0.0100 (1/1) | self_adversarial | +0.0700 (1/1) |" in summary
+    assert "rotate" not in summary  # a classic arm only: no DHNS arm to pair yet
     assert "distmult" not in summary  # no cell at all
 
 
@@ -352,11 +354,49 @@ def test_bernoulli_sided_dhns_is_listed_only_with_cells_and_paired_with_its_own_
     # the best classic (on validation) is its own base here, so one row: 0.32 - 0.30
     assert "| bernoulli_dhns | bernoulli_self_adversarial | 0 | +0.0200 | - | 1 of 1 |" in table
     assert "| dhns | self_adversarial | 0 | +0.0100 | - | 1 of 1 |" in table  # dhns: 0.28 - 0.27
-    header = table[table.index("| dataset | scorer |"):].splitlines()[0]
-    assert "bernoulli_dhns - best" in header and "bernoulli_dhns - bernoulli_self_adversarial" in header
-    assert "+0.0200 (1/1)" in table[table.index("## Summary"):table.index("## DB15K, transe")]
+    summary = table[table.index("### Summary"):table.index("### DB15K, transe")]
+    assert ("| MKG-Y | transe | bernoulli_dhns | bernoulli_self_adversarial | +0.0200 (1/1) | "
+            "bernoulli_self_adversarial | +0.0200 (1/1) |") in summary
     without = render(cells[:3], ["DB15K"], ["transe"], [0])
     assert "bernoulli_dhns" not in without
+
+
+def joint_cell(arm: str, seed: int, test_mrr: float, valid_mrr: float) -> dict:
+    """A joint-protocol cell as the pipeline writes it: the pretrain and diffusion stages skipped."""
+    return {**cell(arm, seed, test_mrr, valid_mrr),
+            "pretrain": {"best_epoch": None, "epochs_run": None, "seconds": None, "valid_mrr": None},
+            "diffusion": {"seconds": None}}
+
+
+def test_joint_cells_get_their_own_tables_and_sit_beside_the_fine_tune_ones():
+    finetune = [cell("bernoulli", 0, 0.36, 0.35), cell("self_adversarial", 0, 0.35, 0.34), cell("dhns", 0, 0.355, 0.34),
+                cell("dhns_per_view", 0, 0.365, 0.34)]
+    joint = [joint_cell("joint_uniform", s, 0.37, 0.33) for s in (0, 1)] + \
+            [joint_cell("joint_bernoulli", 0, 0.372, 0.342), joint_cell("joint_bernoulli", 1, 0.370, 0.342),  # best
+             joint_cell("joint_self_adversarial", 0, 0.365, 0.337), joint_cell("joint_self_adversarial", 1, 0.358, 0.337),
+             joint_cell("joint_dhns_per_view_strided", 0, 0.3736, 0.346),
+             joint_cell("joint_dhns_per_view_strided", 1, 0.3712, 0.346)]
+    table = render(finetune + joint, ["MKG-Y"], ["transe"], [0, 1])
+    fine, rest = table.split("## Protocol: joint from scratch")
+    assert "joint" not in fine.split("## Protocol: fine-tune")[1]  # no joint cell leaks into the fine-tune tables
+    joint_part, both = rest.split("## The two protocols side by side")
+    # per-view minus bernoulli: 0.3736 - 0.372 = +0.0016, 0.3712 - 0.370 = +0.0012 -> +0.0014 ± 0.000283
+    # per-view minus self_adversarial: +0.0086, +0.0132 -> +0.0109 ± 0.003253
+    assert ("| MKG-Y | transe | dhns_per_view_strided | bernoulli | +0.0014 ± 0.0003 (2/2) | self_adversarial | "
+            "+0.0109 ± 0.0033 (2/2) |") in joint_part
+    assert "| dhns_strided | missing |" in joint_part and "| bernoulli_self_adversarial | missing |" in joint_part
+    assert "| dhns | missing |" not in joint_part  # the full chain is the joint grid's optional check
+    assert "Nothing shared: every arm trained from scratch" in joint_part
+    # Side by side: fine-tune per-view 0.365 - 0.36 (bernoulli best on valid) = +0.005, minus its base +0.015.
+    assert ("| MKG-Y | transe | per-view form | fine-tune (dhns_per_view) | 0 | bernoulli: 0.3600 | 0.3650 | "
+            "+0.0050 (1/1) | +0.0150 (1/1) |") in both
+    assert ("| MKG-Y | transe | per-view form | joint from scratch (dhns_per_view_strided) | 0,1 | "
+            "bernoulli: 0.3710 ± 0.0014 | 0.3724 ± 0.0017 | +0.0014 ± 0.0003 (2/2) | +0.0109 ± 0.0033 (2/2) |") in both
+    assert "| reference form | joint from scratch (dhns_strided) | missing |" in both
+    blocks = readme_blocks(finetune + joint, ["MKG-Y"], ["transe"], [0, 1])
+    assert {"summary", "MKG-Y/transe", "joint/summary", "joint/MKG-Y/transe", "protocols", "published"} <= set(blocks)
+    assert "| MKG-Y | ours, joint from scratch: transe + dhns_per_view_strided (2 seeds) | text only | 0.382 ± 0.002 |" \
+        in blocks["published"]  # optimistic = realistic + 0.01: 0.3836, 0.3812
 
 
 def test_readme_blocks_are_replaced_between_their_markers_and_nowhere_else():
@@ -386,8 +426,8 @@ def test_make_compare_rewrites_the_readme_tables_only_for_the_default_results(tm
     assert compare_main([]) == 0
     text = readme.read_text()
     # dhns - bernoulli on seed 0: 0.3700 - 0.3600; optimistic MRR is realistic + 0.01 in these cells.
-    assert "| MKG-Y | transe | 0 | bernoulli | +0.0100 (1/1) |" in text
-    assert "| MKG-Y | ours: transe + dhns (1 seed) | text only | 0.380 |" in text
+    assert "| MKG-Y | transe | dhns | bernoulli | +0.0100 (1/1) |" in text
+    assert "| MKG-Y | ours, fine-tune: transe + dhns (1 seed) | text only | 0.380 |" in text
     assert "| MKG-Y | MoCi (published, MoCi README) | images + text | 0.389 |" in text
     assert "\nkept\n" in text and "\nprose\n" in text and "stale" not in text
     # The cell's own tables: one seed of the three default ones, and the paired row against the best classic.

@@ -32,15 +32,33 @@ def test_rows_pair_each_dhns_form_with_the_best_classic_sampler_and_its_own_base
              cell("dhns_per_view", 0, 0.41, 0.3)]
     points, summaries = forest_rows(cells, ["MKG-Y"], ["transe"])
     by_key = {(p["row"], p["comparison"], p["seed"]): p["difference"] for p in points}
-    assert by_key[("MKG-Y TransE · dhns", "against the best classic sampler", 0)] == pytest.approx(0.01)
-    assert by_key[("MKG-Y TransE · dhns", "against the best classic sampler", 1)] == pytest.approx(0.02)
-    assert by_key[("MKG-Y TransE · dhns", "against its own base", 1)] == pytest.approx(0.05)
-    assert by_key[("MKG-Y TransE · dhns_per_view", "against its own base", 0)] == pytest.approx(0.11)
+    assert by_key[("MKG-Y TransE · reference form · fine-tune", "against the best classic sampler", 0)] == pytest.approx(0.01)
+    assert by_key[("MKG-Y TransE · reference form · fine-tune", "against the best classic sampler", 1)] == pytest.approx(0.02)
+    assert by_key[("MKG-Y TransE · reference form · fine-tune", "against its own base", 1)] == pytest.approx(0.05)
+    assert by_key[("MKG-Y TransE · per-view form · fine-tune", "against its own base", 0)] == pytest.approx(0.11)
     assert len(points) == 6  # dhns: 2 seeds x 2 comparisons; dhns_per_view: seed 0 x 2
-    dhns_best = next(s for s in summaries if s["row"].endswith("dhns") and s["baseline"] == "bernoulli")
+    dhns_best = next(s for s in summaries if s["arm"] == "dhns" and s["baseline"] == "bernoulli")
     assert (dhns_best["mean"], dhns_best["seeds"], dhns_best["wins"]) == (pytest.approx(0.015), 2, 2)
     spec = forest_spec(points, summaries)
     assert [panel["title"] for panel in spec["hconcat"]] == ["against the best classic sampler", "against its own base"]
+
+
+def test_joint_rows_sit_beside_the_fine_tune_rows_of_the_same_form_coloured_by_protocol():
+    cells = [cell("bernoulli", 0, 0.36, 0.35), cell("self_adversarial", 0, 0.35, 0.34), cell("dhns_per_view", 0, 0.365, 0.3),
+             cell("joint_bernoulli", 0, 0.372, 0.342), cell("joint_self_adversarial", 0, 0.365, 0.337),
+             cell("joint_dhns_per_view_strided", 0, 0.3735, 0.346),
+             cell("joint_dhns_per_view", 0, 0.3800, 0.346)]  # the full-chain check: not one of the figure's rows
+    points, summaries = forest_rows(cells, ["MKG-Y"], ["transe"])
+    by_key = {(p["row"], p["comparison"]): p["difference"] for p in points}
+    assert list(dict.fromkeys(p["row"] for p in points)) == [
+        "MKG-Y TransE · per-view form · fine-tune", "MKG-Y TransE · per-view form · joint from scratch"]
+    assert by_key[("MKG-Y TransE · per-view form · fine-tune", "against the best classic sampler")] == pytest.approx(0.005)
+    joint = "MKG-Y TransE · per-view form · joint from scratch"
+    assert by_key[(joint, "against the best classic sampler")] == pytest.approx(0.3735 - 0.372)
+    assert by_key[(joint, "against its own base")] == pytest.approx(0.3735 - 0.365)
+    spec = forest_spec(points, summaries)
+    colour = spec["hconcat"][0]["layer"][3]["encoding"]["color"]
+    assert colour["scale"]["domain"] == ["fine-tune", "joint from scratch"]
 
 
 def test_make_compare_draws_the_forest_plot_beside_the_tables(tmp_path, monkeypatch):
@@ -50,5 +68,5 @@ def test_make_compare_draws_the_forest_plot_beside_the_tables(tmp_path, monkeypa
         write_cell(cell(arm, 0, mrr, 0.3), results)
     assert compare_main(["--seeds", "0"]) == 0
     svg = (results / "forest.svg").read_text()
-    assert "against its own base" in svg and "MKG-Y TransE · dhns" in svg
+    assert "against its own base" in svg and "MKG-Y TransE · reference form · fine-tune" in svg
     assert (results / "forest.png").read_bytes()[:4] == b"\x89PNG"

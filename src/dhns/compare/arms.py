@@ -8,7 +8,8 @@ form trains at its own mu, chosen on validation (`scorers.<name>.train.<form>` i
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 from dhns.config import negative_scheme, preset_of
 
@@ -36,13 +37,44 @@ OWN_BASE = {  # the classic sampler whose negatives and weights a DHNS arm adds 
     name: "bernoulli_self_adversarial" if name.startswith("bernoulli") else "self_adversarial" for name in DHNS_ARMS
 }
 FULL_CHAIN_ARM = {name: name.removesuffix("_strided") for name in DHNS_ARMS if name.endswith("_strided")}
-# The paper's protocol (train.protocol: joint): every arm again, trained from scratch. Filed as joint_<arm> cells
-# and kept out of the fine-tune tables; `--arms joint` is its grid: the classic samplers and both DHNS forms on
-# the strided chain (the full chain as a check: joint_dhns, joint_dhns_per_view).
-JOINT_ARMS: dict[str, dict[str, str]] = {f"joint_{name}": settings | {"train.protocol": "joint"}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the arms were trained, and which of them make its grid.
+
+    The paper's protocol (train.protocol: joint) runs every arm again from scratch. Its cells are filed as
+    `joint_<arm>`, so they never overwrite a fine-tune cell; tabulated, the prefix is stripped and the same
+    tables are drawn for each protocol from its own cells.
+    """
+
+    name: str  # train.protocol's value
+    title: str  # how tables and the figure name it
+    prefix: str  # of its cells' arm names
+    grid_arms: tuple[str, ...]  # listed even while missing (unprefixed)
+    forms: tuple[str, ...]  # its two DHNS forms as the grid runs them: the summary's and the figure's rows
+
+    def arm_names(self, cells: Iterable[Mapping]) -> list[dict]:
+        """This protocol's cells, each with its arm's unprefixed name (the cells themselves are not changed)."""
+        return [{**cell, "arm": cell["arm"].removeprefix(self.prefix)} for cell in cells
+                if protocol_of(str(cell["arm"])) is self]
+
+
+FINETUNE = Protocol("finetune", "fine-tune", "", GRID_ARMS, ("dhns", "dhns_per_view"))
+# Joint: both DHNS forms on the strided chain (the full chain as a check: joint_dhns, joint_dhns_per_view).
+JOINT = Protocol("joint", "joint from scratch", "joint_", BASELINES + ("dhns_strided", "dhns_per_view_strided"),
+                 ("dhns_strided", "dhns_per_view_strided"))
+PROTOCOLS = (FINETUNE, JOINT)
+JOINT_ARMS: dict[str, dict[str, str]] = {JOINT.prefix + name: settings | {"train.protocol": JOINT.name}
                                          for name, settings in ARMS.items()}
-JOINT_GRID_ARMS = tuple(f"joint_{name}" for name in BASELINES + ("dhns_strided", "dhns_per_view_strided"))
+JOINT_GRID_ARMS = tuple(JOINT.prefix + name for name in JOINT.grid_arms)
 RUNNABLE_ARMS = ARMS | JOINT_ARMS  # what `compare run` can run
+FORM_NAMES = {arm: "per-view form" if "per_view" in arm else "reference form" for arm in DHNS_ARMS}
+
+
+def protocol_of(arm: str) -> Protocol:
+    """The protocol a cell file's arm name belongs to."""
+    return JOINT if arm.startswith(JOINT.prefix) else FINETUNE
 
 
 def arm_of(train: Mapping[str, object]) -> str:
@@ -52,8 +84,8 @@ def arm_of(train: Mapping[str, object]) -> str:
     preset is the bernoulli_dhns arm. Cells written before the axes existed hold the sampler alone. Under
     `train.protocol: joint` the arm is named `joint_<arm>`, so those cells never overwrite a fine-tune cell.
     """
-    if train.get("protocol", "finetune") == "joint":  # its own cells, never a fine-tune cell's file
-        return "joint_" + arm_of({**train, "protocol": "finetune"})
+    if train.get("protocol", FINETUNE.name) == JOINT.name:  # its own cells, never a fine-tune cell's file
+        return JOINT.prefix + arm_of({**train, "protocol": FINETUNE.name})
     scheme = negative_scheme(str(train["sampler"]), str(train.get("corruption", "")), str(train.get("weighting", "")),
                              str(train.get("generated_negatives", "")))
     preset = preset_of(scheme)

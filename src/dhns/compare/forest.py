@@ -1,10 +1,10 @@
 """The comparison as one picture: a forest plot of each DHNS arm's paired test MRR difference.
 
-For each (dataset, scorer) with cells and each DHNS form (the grid's `dhns` and `dhns_per_view`), two
-comparisons, one panel each: against the best classic sampler (chosen on validation, as in the tables)
+For each (dataset, scorer) with cells, each protocol and each DHNS form (the reference and the per-view
+hard loss, as that protocol's grid runs them), two comparisons, one panel each: against the best classic sampler (chosen on validation, as in the tables)
 and against the arm's own base (the classic sampler it adds its hard loss to). Every seed's difference is
-a point, the mean a larger mark with its 95% interval (Student's t over the seeds), zero a rule: a reader
-sees at a glance which intervals clear zero. `make compare` writes `docs/results/forest.svg` and `.png`.
+a point, the mean a larger mark with its 95% interval (Student's t over the seeds), coloured by protocol,
+zero a rule: a reader sees at a glance which intervals clear zero, and whether the protocol changes that. `make compare` writes `docs/results/forest.svg` and `.png`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from dhns.compare.arms import OWN_BASE
+from dhns.compare.arms import FORM_NAMES, OWN_BASE, PROTOCOLS
 from dhns.compare.tables import best_baseline, grid_order, group_cells, paired_difference
 
-FOREST_ARMS = ("dhns", "dhns_per_view")  # the grid's two DHNS forms: the figure a reader takes in at a glance
 COMPARISONS = ("against the best classic sampler", "against its own base")
 # Student's t, two-sided 95% (the 0.975 quantile), by degrees of freedom; beyond the table the normal's 1.96
 # is within 2% from 60 on. Published values (e.g. any statistics table), not computed here.
@@ -24,6 +23,7 @@ T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
 VEGA_LITE_VERSION = "5.21"
 SCORER_NAMES = {"transe": "TransE", "rotate": "RotatE", "distmult": "DistMult"}
+PROTOCOL_COLOURS = {"fine-tune": "#1f5fa8", "joint from scratch": "#c2571a"}
 
 
 def t_quantile(degrees: int) -> float:
@@ -44,28 +44,33 @@ def interval(values: Sequence[float]) -> tuple[float, float | None, float | None
     return mean, mean - half, mean + half
 
 
-def forest_rows(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str],
-                protocol: str = "fine-tune") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(seed points, summaries): one point per seed and one summary per (panel, row) with cells to pair."""
-    groups = group_cells(cells)
+def forest_rows(cells: Sequence[Mapping], datasets: Sequence[str],
+                scorers: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(seed points, summaries): one point per seed and one summary per (panel, row) with cells to pair.
+
+    Rows run dataset, scorer, form, protocol: a form's two protocols sit next to each other.
+    """
+    by_protocol = [(protocol, group_cells(protocol.arm_names(cells))) for protocol in PROTOCOLS]
     points, summaries = [], []
-    for dataset, scorer in grid_order(groups, datasets, scorers):
-        arms = groups.get((dataset, scorer)) or {}
-        best = best_baseline(arms)
-        for arm in FOREST_ARMS:
-            if not arms.get(arm):
-                continue
-            label = f"{dataset} {SCORER_NAMES.get(scorer, scorer)} · {arm}"
-            for comparison, other in zip(COMPARISONS, (best, OWN_BASE[arm])):
-                paired = paired_difference(arms[arm], arms.get(other) or {}) if other else None
-                if paired is None or not paired.seeds:
+    for dataset, scorer in grid_order(group_cells(cells), datasets, scorers):
+        for index in range(len(PROTOCOLS[0].forms)):
+            for protocol, groups in by_protocol:
+                arms = groups.get((dataset, scorer)) or {}
+                arm, best = protocol.forms[index], best_baseline(arms)
+                if not arms.get(arm):
                     continue
-                common = {"row": label, "comparison": comparison, "baseline": other, "protocol": protocol}
-                points += [{**common, "seed": seed, "difference": difference}
-                           for seed, difference in zip(paired.seeds, paired.differences)]
-                mean, low, high = interval(paired.differences)
-                summaries.append({**common, "mean": mean, "low": low, "high": high, "seeds": len(paired.seeds),
-                                  "wins": paired.wins})
+                label = f"{dataset} {SCORER_NAMES.get(scorer, scorer)} · {FORM_NAMES[arm]} · {protocol.title}"
+                for comparison, other in zip(COMPARISONS, (best, OWN_BASE[arm])):
+                    paired = paired_difference(arms[arm], arms.get(other) or {}) if other else None
+                    if paired is None or not paired.seeds:
+                        continue
+                    common = {"row": label, "comparison": comparison, "arm": arm, "baseline": other,
+                              "protocol": protocol.title}
+                    points += [{**common, "seed": seed, "difference": difference}
+                               for seed, difference in zip(paired.seeds, paired.differences)]
+                    mean, low, high = interval(paired.differences)
+                    summaries.append({**common, "mean": mean, "low": low, "high": high,
+                                      "seeds": len(paired.seeds), "wins": paired.wins})
     return points, summaries
 
 
@@ -74,22 +79,26 @@ def forest_spec(points: list[dict[str, Any]], summaries: list[dict[str, Any]]) -
     order = list(dict.fromkeys(point["row"] for point in points))
     y = {"field": "row", "type": "nominal", "sort": order, "title": None}
     with_interval = [s for s in summaries if s["low"] is not None]
+    present = list(dict.fromkeys(point["protocol"] for point in points))
+    colour = {"field": "protocol", "type": "nominal", "title": "protocol",
+              "scale": {"domain": present, "range": [PROTOCOL_COLOURS.get(name, "#555") for name in present]}}
     layers = [
         {"data": {"values": [{"zero": 0.0}]}, "mark": {"type": "rule", "color": "#444", "strokeDash": [4, 3]},
          "encoding": {"x": {"field": "zero", "type": "quantitative"}}},
-        {"data": {"values": with_interval}, "mark": {"type": "rule", "strokeWidth": 2, "color": "#1f5fa8"},
-         "encoding": {"y": y, "x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}}},
+        {"data": {"values": with_interval}, "mark": {"type": "rule", "strokeWidth": 2},
+         "encoding": {"y": y, "x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"},
+                      "color": colour}},
         {"data": {"values": points}, "mark": {"type": "point", "opacity": 0.55, "size": 30, "color": "#777"},
          "encoding": {"y": y, "x": {"field": "difference", "type": "quantitative"},
                       "tooltip": [{"field": "seed"}, {"field": "difference", "format": "+.4f"}]}},
         {"data": {"values": summaries},
-         "mark": {"type": "point", "filled": True, "size": 90, "shape": "diamond", "color": "#1f5fa8"},
-         "encoding": {"y": y, "x": {"field": "mean", "type": "quantitative",
+         "mark": {"type": "point", "filled": True, "size": 90, "shape": "diamond", "opacity": 1},
+         "encoding": {"y": y, "color": colour, "x": {"field": "mean", "type": "quantitative",
                                     "title": "paired test MRR difference (DHNS arm minus the other)"},
-                      "tooltip": [{"field": "baseline"}, {"field": "mean", "format": "+.4f"},
+                      "tooltip": [{"field": "arm"}, {"field": "baseline"}, {"field": "mean", "format": "+.4f"},
                                   {"field": "seeds"}, {"field": "wins"}]}},
     ]
-    protocols = ", ".join(dict.fromkeys(point["protocol"] for point in points))
+    protocols = " and ".join(present)
     panels = []
     for comparison in (c for c in COMPARISONS if any(p["comparison"] == c for p in points)):
         panel_layers = [_only(layer, comparison) for layer in layers]
@@ -98,7 +107,7 @@ def forest_spec(points: list[dict[str, Any]], summaries: list[dict[str, Any]]) -
         panels.append({"title": comparison, "width": 300, "height": {"step": 18}, "layer": panel_layers})
     return {"$schema": f"https://vega.github.io/schema/vega-lite/v{VEGA_LITE_VERSION.split('.')[0]}.json",
             "title": {"text": "Does DHNS help? Paired test MRR difference per seed (grey), mean and 95% interval",
-                      "subtitle": f"protocol: {protocols}; filtered, both directions, realistic ties; zero dashed"},
+                      "subtitle": f"protocols: {protocols}; filtered, both directions, realistic ties; zero dashed"},
             "hconcat": panels, "resolve": {"scale": {"x": "independent", "y": "shared"}},
             "config": {"font": "sans-serif", "axisY": {"labelLimit": 320}}}
 

@@ -13,7 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-from dhns.compare.arms import ARMS, BASELINES, DHNS_ARMS, FULL_CHAIN_ARM, GRID_ARMS, OWN_BASE
+from dhns.compare.arms import (ARMS, BASELINES, DHNS_ARMS, FINETUNE, FORM_NAMES, FULL_CHAIN_ARM, GRID_ARMS, JOINT,
+                               OWN_BASE, PROTOCOLS, Protocol)
 
 HEADLINE = "realistic"  # the pipeline's tie policy for model selection and the tables
 CATEGORIES = ("1-1", "1-N", "N-1", "N-N")  # relation categories of the evaluate stage (1.5 threshold, from train)
@@ -55,9 +56,9 @@ def group_cells(cells: Iterable[Mapping]) -> dict[tuple[str, str], dict[str, dic
     return groups
 
 
-def shown(names: Sequence[str], arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+def shown(names: Sequence[str], arms: Mapping[str, Mapping[int, Mapping]], grid: Sequence[str] = GRID_ARMS) -> list[str]:
     """The grid's arms always (missing ones marked), the optional ones only where they have cells."""
-    return [name for name in names if name in GRID_ARMS or arms.get(name)]
+    return [name for name in names if name in grid or arms.get(name)]
 
 
 def best_baseline(arms: Mapping[str, Mapping[int, Mapping]]) -> str | None:
@@ -85,10 +86,11 @@ def paired_difference(treated: Mapping[int, Mapping], baseline: Mapping[int, Map
                                for s in seeds))
 
 
-def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int]) -> list[str]:
+def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int],
+              grid: Sequence[str] = GRID_ARMS) -> list[str]:
     header = ["arm", "seeds", "test MRR", "hits@1", "hits@10", "valid MRR", "NTAT epochs (best)", "NTAT s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for arm in shown(list(ARMS), arms):
+    for arm in shown(list(ARMS), arms, grid):
         runs = arms.get(arm, {})
         if not runs:
             lines.append(f"| {arm} | missing | " + " | ".join(["-"] * (len(header) - 2)) + " |")
@@ -110,7 +112,7 @@ def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequenc
     return lines
 
 
-def paired_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+def paired_lines(arms: Mapping[str, Mapping[int, Mapping]], grid: Sequence[str] = GRID_ARMS) -> list[str]:
     """Each DHNS arm minus the best classic sampler; and minus its own base (the sampler it adds to) when that differs."""
     base = best_baseline(arms)
     if base is None:
@@ -118,7 +120,7 @@ def paired_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     lines = [f"Best classic sampler on validation: **{base}**. Paired test MRR difference, seed by seed, against it "
              "and against each DHNS arm's own base (the classic sampler whose loss it adds its hard loss to):", "",
              "| arm | minus | seeds | mean difference | std | dhns wins |", "|---|---|---|---|---|---|"]
-    for arm in shown(DHNS_ARMS, arms):
+    for arm in shown(DHNS_ARMS, arms, grid):
         for other in dict.fromkeys([base, OWN_BASE[arm]]):
             if not arms.get(arm) or not arms.get(other):
                 lines.append(f"| {arm} | {other} | - | missing | - | - |")
@@ -147,26 +149,52 @@ def paired_summary(arms: Mapping[str, Mapping[int, Mapping]], arm: str, other: s
 
 
 def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]],
-                  listed: Sequence[tuple[str, str]]) -> list[str]:
-    """One line per (dataset, scorer) with cells: each DHNS arm paired with the best classic sampler and with its own base."""
-    present = [arm for arm in DHNS_ARMS if arm in GRID_ARMS or any(arms.get(arm) for arms in groups.values())]
-    header = ["dataset", "scorer", "seeds", "best classic (on valid)"]
-    header += [f"{arm} - best" for arm in present] + [f"{arm} - {OWN_BASE[arm]}" for arm in present]
+                  listed: Sequence[tuple[str, str]], grid: Sequence[str] = GRID_ARMS) -> list[str]:
+    """One line per (dataset, scorer) and DHNS arm with cells: paired with the best classic sampler and with its own base.
+
+    A line per arm rather than a column: the table keeps seven columns however many optional arms have run.
+    """
+    header = ["dataset", "scorer", "DHNS arm", "best classic (on valid)", "minus best", "own base", "minus own base"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset, scorer in listed:
         arms = groups.get((dataset, scorer))
         if not arms:
             continue
         base = best_baseline(arms)
-        seeds = sorted({seed for runs in arms.values() for seed in runs})
-        row = [dataset, scorer, ",".join(map(str, seeds)), base or "none yet"]
-        row += [paired_summary(arms, arm, base) for arm in present]
-        row += [paired_summary(arms, arm, OWN_BASE[arm]) for arm in present]
-        lines.append("| " + " | ".join(row) + " |")
+        for arm in (name for name in shown(DHNS_ARMS, arms, grid) if arms.get(name)):
+            lines.append("| " + " | ".join([dataset, scorer, arm, base or "none yet", paired_summary(arms, arm, base),
+                                            OWN_BASE[arm], paired_summary(arms, arm, OWN_BASE[arm])]) + " |")
     return lines if len(lines) > 2 else []
 
 
-def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+def protocol_table(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]]) -> list[str]:
+    """Each DHNS form under both protocols, on the (dataset, scorer) pairs the joint protocol has cells for.
+
+    Beside the paired differences, the test MRR of the best classic sampler and of the form: training from
+    scratch moves every arm, and a difference reads differently at another level.
+    """
+    by_protocol = {protocol.name: group_cells(protocol.arm_names(cells)) for protocol in PROTOCOLS}
+    header = ["dataset", "scorer", "form", "protocol", "seeds", "best classic (on valid): test MRR",
+              "form: test MRR", "minus best", "minus own base"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for dataset, scorer in listed:
+        if not by_protocol[JOINT.name].get((dataset, scorer)):
+            continue
+        for index in range(len(FINETUNE.forms)):
+            for protocol in PROTOCOLS:
+                arms = by_protocol[protocol.name].get((dataset, scorer)) or {}
+                arm, base = protocol.forms[index], best_baseline(arms)
+                runs = arms.get(arm, {})
+                best_mrr = format_mean_std([metric(c, "test", "mrr") for c in arms[base].values()]) if base else "-"
+                lines.append("| " + " | ".join([
+                    dataset, scorer, FORM_NAMES[arm], f"{protocol.title} ({arm})",
+                    ",".join(map(str, sorted(runs))) or "missing", f"{base or 'none yet'}: {best_mrr}",
+                    format_mean_std([metric(c, "test", "mrr") for c in runs.values()]),
+                    paired_summary(arms, arm, base), paired_summary(arms, arm, OWN_BASE[arm])]) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]], grid: Sequence[str] = GRID_ARMS) -> list[str]:
     """Per arm: the adjusted index, MRR per relation category and, where the test split has them, MRR without
     its self-loops and without its triples unseen in training.
 
@@ -176,7 +204,7 @@ def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     Columns a cell file lacks (written before the evaluate stage reported them) are left out; empty when none
     is there. The unseen column, added later than the others, averages the cells that have it ("-" for none).
     """
-    cells_seen = [c for arm in shown(list(ARMS), arms) for c in arms.get(arm, {}).values()]  # the rows listed
+    cells_seen = [c for arm in shown(list(ARMS), arms, grid) for c in arms.get(arm, {}).values()]  # the rows listed
     if not cells_seen:
         return []
     test = cells_seen[0]["test"]
@@ -197,7 +225,7 @@ def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     if not columns:
         return []
     lines = ["| arm | " + " | ".join(header for header, _ in columns) + " |", "|---|" + "---|" * len(columns)]
-    for arm in shown(list(ARMS), arms):
+    for arm in shown(list(ARMS), arms, grid):
         cells = list(arms.get(arm, {}).values())
         if cells:
             means = [_mean_of_present([value(c["test"]) for c in cells]) for _, value in columns]
@@ -220,29 +248,34 @@ def seconds_line(arms: Mapping[str, Mapping[int, Mapping]]) -> str:
     for seed in sorted(per_seed):
         cell = per_seed[seed]
         pretrain, diffusion = cell["pretrain"], cell["diffusion"]
+        if pretrain.get("seconds") is None:  # the joint protocol: nothing pretrained, every arm from scratch
+            continue
         parts.append(f"seed {seed}: pretrain {pretrain['seconds']} s ({pretrain['epochs_run']} epochs, best "
                      f"{pretrain['best_epoch']}), generator {diffusion['seconds']} s")
     hardware = sorted({c["ntat"].get("hardware") or "not recorded" for runs in arms.values() for c in runs.values()})
-    return "Shared per seed: " + "; ".join(parts) + f". Hardware: {'; '.join(hardware)}."
+    shared = "Shared per seed: " + "; ".join(parts) if parts else "Nothing shared: every arm trained from scratch"
+    return shared + f". Hardware: {'; '.join(hardware)}."
 
 
-def published_rows(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]], dataset: str) -> list[str]:
-    """Published numbers, then ours (the best classic sampler and each DHNS arm), all with optimistic ties."""
+def published_rows(cells: Sequence[Mapping], dataset: str) -> list[str]:
+    """Published numbers, then ours (per protocol: the best classic sampler and each DHNS arm), optimistic ties."""
     rows = [f"| {method} (published, {source}) | images + text | {mrr:.3f} |" for method, mrr, source in
             PUBLISHED.get(dataset, ())]
-    for (name, scorer), arms in sorted(groups.items()):
-        if name != dataset:
-            continue
-        base = best_baseline(arms)
-        for arm in ([base] if base else []) + [a for a in DHNS_ARMS if arms.get(a)]:
-            values = [metric(c, "test", "mrr", PUBLISHED_POLICY) for c in arms[arm].values()]
-            rows.append(f"| ours: {scorer} + {arm} ({len(values)} seed{'' if len(values) == 1 else 's'}) | text only | {format_mean_std(values, 3)} |")
+    for protocol in PROTOCOLS:
+        for (name, scorer), arms in sorted(group_cells(protocol.arm_names(cells)).items()):
+            if name != dataset:
+                continue
+            base = best_baseline(arms)
+            for arm in ([base] if base else []) + [a for a in DHNS_ARMS if arms.get(a)]:
+                values = [metric(c, "test", "mrr", PUBLISHED_POLICY) for c in arms[arm].values()]
+                rows.append(f"| ours, {protocol.title}: {scorer} + {arm} ({len(values)} "
+                            f"seed{'' if len(values) == 1 else 's'}) | text only | {format_mean_std(values, 3)} |")
     return rows
 
 
-def published_lines(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]], dataset: str) -> list[str]:
+def published_lines(cells: Sequence[Mapping], dataset: str) -> list[str]:
     """Published numbers beside ours, all with optimistic ties; theirs use images and text, ours text only."""
-    rows = published_rows(groups, dataset)
+    rows = published_rows(cells, dataset)
     if not rows:
         return []
     return ["Filtered test MRR, **optimistic** ties (the policy of published tables):", "",
@@ -283,65 +316,106 @@ def chain_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
             "|---|---|---|---|---|---|---|", *rows]
 
 
-def cell_tables(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int]) -> list[str]:
+def cell_tables(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int],
+                grid: Sequence[str] = GRID_ARMS) -> list[str]:
     """One (dataset, scorer)'s arm table and its paired differences: the same lines on the results page and in the README."""
     chains = chain_lines(arms)
-    return arm_table(arms, expected_seeds) + [""] + paired_lines(arms) + ([""] + chains if chains else [])
+    return arm_table(arms, expected_seeds, grid) + [""] + paired_lines(arms, grid) + ([""] + chains if chains else [])
 
 
-def cell_block_name(dataset: str, scorer: str) -> str:
+def block_name(protocol: Protocol, name: str) -> str:
+    """A README marker name: `MKG-Y/transe` or `summary` for the fine-tune protocol, `joint/...` for the joint one."""
+    return name if protocol is FINETUNE else f"{protocol.name}/{name}"
+
+
+def cell_block_name(dataset: str, scorer: str, protocol: Protocol = FINETUNE) -> str:
     """The README marker name of one (dataset, scorer) cell's tables: `<!-- MKG-Y/transe:start -->`."""
-    return f"{dataset}/{scorer}"
+    return block_name(protocol, f"{dataset}/{scorer}")
 
 
 def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str],
                   seeds: Sequence[int]) -> dict[str, list[str]]:
-    """The project README's generated tables: the paired summary, each (dataset, scorer) with cells (its arm
-    table and paired differences, under `cell_block_name`), and every dataset's published numbers in one table.
+    """The project README's generated tables: per protocol the paired summary and each (dataset, scorer) with
+    cells (its arm table and paired differences, under `cell_block_name`); both protocols side by side
+    (`protocols`); and every dataset's published numbers in one table (`published`).
 
     The prose around them is written by hand; the numbers in the tables never are.
     """
-    groups = group_cells(cells)
-    listed = grid_order(groups, datasets, scorers)
+    listed = grid_order(group_cells(cells), datasets, scorers)
+    blocks: dict[str, list[str]] = {}
+    for protocol in PROTOCOLS:
+        groups = group_cells(protocol.arm_names(cells))
+        blocks[block_name(protocol, "summary")] = summary_table(groups, listed, protocol.grid_arms)
+        for dataset, scorer in listed:
+            if groups.get((dataset, scorer)):
+                blocks[cell_block_name(dataset, scorer, protocol)] = cell_tables(groups[(dataset, scorer)], seeds,
+                                                                                 protocol.grid_arms)
+    blocks["protocols"] = protocol_table(cells, listed)
     rows = [f"| {dataset} " + row for dataset in dict.fromkeys(d for d, _ in listed)
-            for row in published_rows(groups, dataset)]
-    blocks = {"summary": summary_table(groups, listed)}
-    for dataset, scorer in listed:
-        arms = groups.get((dataset, scorer))
-        if arms:
-            blocks[cell_block_name(dataset, scorer)] = cell_tables(arms, seeds)
+            for row in published_rows(cells, dataset)]
     blocks["published"] = ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]
     return blocks
 
 
-def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str], seeds: Sequence[int]) -> str:
-    """The whole results page: every (dataset, scorer) of the grid, missing ones marked, then published numbers."""
-    groups = group_cells(cells)
-    out = ["# Paired comparison of negative samplers", "",
-           "Generated by `make compare` from the cell files in `cells/` (one per dataset, scorer, arm and seed; "
-           "`make compare-run` adds missing cells). Filtered link prediction, both directions, realistic "
-           "ties unless said otherwise; mean ± sample std over seeds. Every arm of a seed starts from the same "
-           "pretrained model; only the train stage's negatives differ.", ""]
-    listed = grid_order(groups, datasets, scorers)
-    summary = summary_table(groups, listed)
+def protocol_sections(cells: Sequence[Mapping], protocol: Protocol, listed: Sequence[tuple[str, str]],
+                      seeds: Sequence[int]) -> list[str]:
+    """The results page's part for one protocol: its summary, then each (dataset, scorer) of the grid."""
+    groups = group_cells(protocol.arm_names(cells))
+    out = []
+    summary = summary_table(groups, listed, protocol.grid_arms)
     if summary:
-        out += ["## Summary: does DHNS help?", "",
+        out += [f"### Summary ({protocol.title}): does DHNS help?", "",
                 "Paired test MRR difference over the seeds both arms have: mean ± std (seeds DHNS wins / "
                 "seeds). `best`: the classic sampler with the best mean validation MRR.", "", *summary, ""]
     for dataset, scorer in listed:
-        out += [f"## {dataset}, {scorer}", ""]
+        out += [f"### {dataset}, {scorer} ({protocol.title})", ""]
         arms = groups.get((dataset, scorer))
         if not arms:
             out += ["Not run yet.", ""]
             continue
-        out += cell_tables(arms, seeds) + [""]
-        breakdown = breakdown_table(arms)
+        out += cell_tables(arms, seeds, protocol.grid_arms) + [""]
+        breakdown = breakdown_table(arms, protocol.grid_arms)
         if breakdown:
             out += ["Test breakdowns, means over seeds (test triples per relation category in brackets; AAMRI: "
                     "PyKEEN's adjusted arithmetic mean rank index):", "", *breakdown, ""]
         out += [seconds_line(arms), ""]
+    return out
+
+
+PROTOCOL_INTROS = {
+    FINETUNE.name: "NTAT fine-tunes a pretrained model for at most 15 epochs. Every arm of a seed starts from the "
+                   "same pretrained model (and DHNS from the same generator trained on it); only the train stage's "
+                   "negatives differ.",
+    JOINT.name: "The paper's protocol (`train.protocol: joint`): the model and the generator start from the seed's "
+                "random initialisation and train together, NTAT from epoch 0, within a 400-epoch budget with early "
+                "stopping on validation. Every arm of a seed starts from the same initialisation; only the "
+                "negatives differ. Both DHNS forms run on the strided chain; `dhns` / `dhns_per_view` rows, where "
+                "present, are the full chain's check.",
+}
+
+
+def render(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Sequence[str], seeds: Sequence[int]) -> str:
+    """The whole results page: both protocols, every (dataset, scorer) of the grid with missing ones marked (the
+    joint protocol: those it has cells for), the protocols side by side, then published numbers."""
+    out = ["# Paired comparison of negative samplers", "",
+           "Generated by `make compare` from the cell files in `cells/` (one per dataset, scorer, arm and seed, "
+           "the joint protocol's arms prefixed `joint_`; `make compare-run` adds missing cells). Filtered link "
+           "prediction, both directions, realistic ties unless said otherwise; mean ± sample std over seeds.", ""]
+    listed = grid_order(group_cells(cells), datasets, scorers)
+    for protocol in PROTOCOLS:
+        groups = group_cells(protocol.arm_names(cells))
+        order = listed if protocol is FINETUNE else [key for key in listed if key in groups]
+        if not order:
+            continue
+        out += [f"## Protocol: {protocol.title}", "", PROTOCOL_INTROS[protocol.name], "",
+                *protocol_sections(cells, protocol, order, seeds)]
+    both = protocol_table(cells, listed)
+    if both:
+        out += ["## The two protocols side by side", "",
+                "Each DHNS form under each protocol on the same (dataset, scorer); paired test MRR differences as "
+                "above, beside the test MRR of the best classic sampler and of the form.", "", *both, ""]
     for dataset in dict.fromkeys([d for d, _ in listed]):
-        lines = published_lines(groups, dataset)
+        lines = published_lines(cells, dataset)
         if lines:
             out += [f"## {dataset}: published numbers beside ours", "", *lines, ""]
     return "\n".join(out).rstrip() + "\n"
