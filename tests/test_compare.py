@@ -387,6 +387,8 @@ def test_joint_cells_get_their_own_tables_and_sit_beside_the_fine_tune_ones():
     assert "| dhns_strided | missing |" in joint_part and "| bernoulli_self_adversarial | missing |" in joint_part
     assert "| dhns | missing |" not in joint_part  # the full chain is the joint grid's optional check
     assert "Nothing shared: every arm trained from scratch" in joint_part
+    assert "### MKG-W, transe (joint from scratch)\n\nNot run yet." in render(joint, ["MKG-Y", "MKG-W"], ["transe"], [0])
+    assert "## Protocol: joint" not in render(finetune, ["MKG-Y", "MKG-W"], ["transe"], [0])
     # Side by side: fine-tune per-view 0.365 - 0.36 (bernoulli best on valid) = +0.005, minus its base +0.015.
     assert ("| MKG-Y | transe | per-view form | fine-tune (dhns_per_view) | 0 | bernoulli: 0.3600 | 0.3650 | "
             "+0.0050 (1/1) | +0.0150 (1/1) |") in both

@@ -53,6 +53,7 @@ class Protocol:
     prefix: str  # of its cells' arm names
     grid_arms: tuple[str, ...]  # listed even while missing (unprefixed)
     forms: tuple[str, ...]  # its two DHNS forms as the grid runs them: the summary's and the figure's rows
+    pairs: tuple[tuple[str, str], ...] = ()  # the (dataset, scorer) pairs of its grid, listed while missing; (): all
 
     def arm_names(self, cells: Iterable[Mapping]) -> list[dict]:
         """This protocol's cells, each with its arm's unprefixed name (the cells themselves are not changed)."""
@@ -62,8 +63,11 @@ class Protocol:
 
 FINETUNE = Protocol("finetune", "fine-tune", "", GRID_ARMS, ("dhns", "dhns_per_view"))
 # Joint: both DHNS forms on the strided chain (the full chain as a check: joint_dhns, joint_dhns_per_view).
+# Its grid: TransE on both MKG sets, RotatE and the authors' DistMult on MKG-Y, DB15K TransE as time allows.
 JOINT = Protocol("joint", "joint from scratch", "joint_", BASELINES + ("dhns_strided", "dhns_per_view_strided"),
-                 ("dhns_strided", "dhns_per_view_strided"))
+                 ("dhns_strided", "dhns_per_view_strided"),
+                 (("MKG-Y", "transe"), ("MKG-W", "transe"), ("MKG-Y", "rotate"), ("MKG-Y", "distmult"),
+                  ("DB15K", "transe")))
 PROTOCOLS = (FINETUNE, JOINT)
 JOINT_ARMS: dict[str, dict[str, str]] = {JOINT.prefix + name: settings | {"train.protocol": JOINT.name}
                                          for name, settings in ARMS.items()}
