@@ -310,8 +310,9 @@ def chain_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
                     f"{seconds[0]:.0f} / {seconds[1]:.0f} |")
     if not rows:
         return []
-    return ["Reverse chain: the strided chain (only the kept steps) minus the full chain, same generator, paired "
-            "by seed; the full arm's test MRR std over seeds is the noise to compare with:", "",
+    return ["Reverse chain: the strided chain (only the kept steps) minus the full chain (every step), paired by "
+            "seed (fine-tune: one generator serves both; joint: each trains its own alongside); the full arm's "
+            "test MRR std over seeds is the noise to compare with:", "",
             "| arm | minus | seeds | mean difference | std | full arm's seed std | NTAT s (full / strided) |",
             "|---|---|---|---|---|---|---|", *rows]
 
