@@ -291,7 +291,7 @@ def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str]
 def chain_lines(arms: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
     """Each strided-chain arm minus the same arm on the full chain, beside the full arm's own seed spread.
 
-    The strided chain only changes how negatives are sampled (the generator is the same): it is a free
+    The strided chain only changes how negatives are sampled (under fine-tune, from the same generator): it is a free
     speed-up if the paired difference is within what a change of seed alone moves the full arm's MRR.
     """
     rows = []
