@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -65,9 +64,9 @@ def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = 
 def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "plain") -> None:
     """mode: plain or lazy (shift negatives; adam or lazy_adam); or, with random negatives: uninterrupted,
     killed (stopped after epoch 2, its checkpoint kept), resume (a fresh launch that continues from it)."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    store = dist.TCPStore("127.0.0.1", port, world_size, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
     parallel = Parallel(rank, world_size, rank)
     try:
         if mode in OPTIMIZERS:
@@ -92,12 +91,15 @@ def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "
             dist.destroy_process_group()
 
 
-def free_port() -> int:
-    import socket
+def launch(out_dir: Path, mode: str, world_size: int = 2) -> None:
+    """Spawn the ranks with the rendezvous store held here, by the launcher, as torchrun's agent holds it.
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    With the store in rank 0 (init_method env://), rank 0 could finish and exit while rank 1 still spoke to
+    the store in its teardown; rank 1 then could abort (SIGABRT, "terminate called without an active exception"),
+    as it did once in CI. A store that outlives every rank cannot vanish under one.
+    """
+    store = dist.TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False)
+    mp.spawn(rank_main, args=(world_size, store.port, str(out_dir), mode), nprocs=world_size, join=True)
 
 
 @pytest.mark.parametrize("mode", list(OPTIMIZERS))
@@ -105,7 +107,7 @@ def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path, mode:
     """Same global batches, uneven shards (22 triples in batches of 10 -> last batch 2 = 1 + 1), same result;
     with lazy_adam the entity table's sparse gradients are averaged over the ranks like dense ones."""
     single = fit(Parallel(), optimizer=OPTIMIZERS[mode])
-    mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    launch(tmp_path, mode)
     states = [torch.load(tmp_path / f"{mode}-rank{r}.pt", weights_only=True) for r in range(2)]
     for key, value in single.state_dict().items():
         assert torch.equal(states[0][key], states[1][key]), f"ranks diverged on {key}"
@@ -115,7 +117,7 @@ def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path, mode:
 def test_two_rank_run_resumes_bit_identically_with_per_rank_negatives(tmp_path: Path) -> None:
     """Each rank's own sampling generator travels in the snapshot; rank 0's file is broadcast to all."""
     for mode in ("uninterrupted", "killed", "resume"):  # each a fresh launch of both ranks
-        mp.spawn(rank_main, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
+        launch(tmp_path, mode)
     reference = torch.load(tmp_path / "uninterrupted-rank0.pt", weights_only=True)
     for rank in range(2):  # the relaunch ran only epoch 3: it resumed, it did not start over
         assert json.loads((tmp_path / f"resume-rank{rank}-epochs.json").read_text()) == [3]
