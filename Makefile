@@ -56,7 +56,7 @@ compare: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Every cached artifact to / from the DVC remote (default: the folder ../dhns-dvc-storage; see README).
+# Every cached artifact to / from the DVC remote (default: the folder ../dhns-dvc-storage; see docs/operations.md).
 push: $(STAMP) .git
 	$(BIN)/dvc push
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import torch
 
-from dhns.config import ModelConfig
+from dhns.config import load_params
+from dhns.host import seed_everything
 from dhns.models.interactions import Interaction
 from dhns.models.kgc import KGCModel
-from dhns.sampling import make_sampler
-from dhns.host import seed_everything
+from dhns.pipeline.paths import PARAMS_FILE
 from dhns.training.kgc import train_step
+from dhns.training.objective import build_objective
 
 FORMS = ("before", "after")
 
@@ -62,15 +63,16 @@ class StepRunner:
         if case.view == "text":
             present = torch.rand(case.entities, generator=generator) < 0.9
             features = {"text": (torch.randn(case.entities, case.text_dim, generator=generator), present)}
-        config = ModelConfig(name=case.model, embedding_dim=case.dim)
-        self.model = KGCModel(config, case.entities, case.relations, features)
+        params = load_params(PARAMS_FILE, overrides={
+            "model.name": case.model, "model.embedding_dim": case.dim, "model.use_features": features is not None,
+            "pretrain.num_negatives": case.negatives, "pretrain.precision": case.precision})
+        self.model = KGCModel(params.model, case.entities, case.relations, features)
         if case.gather_chunk:
             self.model.interaction.gather_chunk = case.gather_chunk
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.sampler = make_sampler("uniform", triples, case.entities, case.relations, case.negatives)
+        self.objective = build_objective(params.pretrain, triples, case.entities, case.relations)
         self.positives = triples[: case.batch]
         self.generator = generator
-        self.precision = case.precision
         self.fused_compare = self.model.interaction.compare_gathered
         self.plain_compare = types.MethodType(Interaction.compare_gathered, self.model.interaction)
 
@@ -80,8 +82,7 @@ class StepRunner:
     def step(self, form: str) -> float:
         self.use(form)
         started = time.perf_counter()
-        train_step(self.model, self.optimizer, self.sampler, self.positives, self.generator, 1.0, 0.0,
-                   precision=self.precision)
+        train_step(self.model, self.optimizer, self.objective, self.positives, self.generator)
         return time.perf_counter() - started
 
     def saved_bytes(self, form: str) -> int:
@@ -95,8 +96,7 @@ class StepRunner:
             return tensor
 
         with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
-            train_step(self.model, self.optimizer, self.sampler, self.positives, self.generator, 1.0, 0.0,
-                       precision=self.precision)
+            train_step(self.model, self.optimizer, self.objective, self.positives, self.generator)
         return sum(storages.values())
 
 

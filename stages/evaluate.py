@@ -7,21 +7,21 @@ the triples whose entity or relation never occurs in training).
 
 import logging
 import time
-from pathlib import Path
 
 import torch
 
 from dhns.evaluation import build_filter_index, categorize_relations, evaluate_link_prediction, split_headline
 from dhns.io import write_json
 from dhns.models.kgc import load_model
-from dhns.pipeline import load_stage_inputs
+from dhns.pipeline.inputs import load_stage_inputs, stage_params
+from dhns.pipeline.paths import EVAL_BREAKDOWNS_FILE, EVAL_FILE, model_dir
 from dhns.stage import run_stage
 
 
 def main() -> None:
-    inputs = load_stage_inputs()
+    inputs = load_stage_inputs(stage_params())
     params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
-    model = load_model(Path("models/train"), features, device).eval()
+    model = load_model(model_dir("train"), features, device).eval()
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     categories = categorize_relations(graph.train, graph.num_relations)  # 1-1 / 1-N / N-1 / N-N from train
     results = {}
@@ -36,8 +36,8 @@ def main() -> None:
                      shown["hits_at_1"], shown["hits_at_10"],
                      shown["adjusted_arithmetic_mean_rank_index"], params.evaluate.tie_policy)
     headline, breakdowns = split_headline(results)
-    write_json("metrics/eval.json", headline)
-    write_json("metrics/eval_breakdowns.json", breakdowns)
+    write_json(EVAL_FILE, headline)
+    write_json(EVAL_BREAKDOWNS_FILE, breakdowns)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dhns.features.importing import find_import_files, load_feature_file
 from dhns.features.store import FeatureTable
 from dhns.features.text import encode_text_features
 from dhns.host import resolve_device
+from dhns.pipeline.paths import FEATURES_DIR, PREPARED_DIR, raw_dir
 from dhns.stage import run_stage
 
 log = logging.getLogger("features")
@@ -20,7 +21,7 @@ def main() -> None:
     params = load_params()
     config, dataset = params.features, params.data.dataset
     device = resolve_device(params.device)
-    graph = load_prepared(Path("data/prepared"))
+    graph = load_prepared(PREPARED_DIR)
     imported = find_import_files(Path(config.import_dir), dataset) if config.import_dir else {}
     tables: dict[str, FeatureTable] = {}
     absent: dict[str, str] = {}
@@ -36,7 +37,7 @@ def main() -> None:
                                               device=device)
 
     if "image" not in tables:
-        images_dir = Path("data/raw") / dataset / "images"
+        images_dir = raw_dir(dataset) / "images"
         images = find_entity_images(images_dir, list(graph.entity_names))
         if images:
             log.info("image: encoding images of %d entities with %s %s", len(images), config.image_backend, config.image_model)
@@ -50,7 +51,7 @@ def main() -> None:
             absent["image"] = f"no images under {images_dir} and no imported visual features"
             log.warning("image modality ABSENT: %s; training uses structure and text only", absent["image"])
 
-    write_feature_bundle(Path("data/features"), tables, absent)
+    write_feature_bundle(FEATURES_DIR, tables, absent)
     for name, table in tables.items():
         log.info("%s: %d x %d, %d entities present", name, table.num_entities, table.dim, int(table.present.sum()))
 

@@ -1,11 +1,9 @@
 """Stage prepare: read and validate the raw benchmark, report split hygiene, write parquet tables."""
 
 import logging
-from pathlib import Path
 
-from dhns.config import load_params
+from dhns.config import ParamsError, load_params
 from dhns.data import (
-    DataFormatError,
     drop_leaked_triples,
     hold_out_validation,
     read_openke_benchmark,
@@ -13,18 +11,17 @@ from dhns.data import (
     write_prepared,
 )
 from dhns.io import write_json
+from dhns.pipeline.paths import DATA_METRICS_FILE, PREPARED_DIR, RAW_DIR, raw_dir
 from dhns.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
-    raw_dir = Path("data/raw") / params.data.dataset
-    if not raw_dir.is_dir():
-        raise SystemExit(f"data.dataset: no folder {raw_dir} (available: {sorted(p.name for p in Path('data/raw').iterdir() if p.is_dir())})")
-    try:
-        graph = read_openke_benchmark(raw_dir)
-    except DataFormatError as error:
-        raise SystemExit(f"prepare: {error}") from None
+    raw = raw_dir(params.data.dataset)
+    if not raw.is_dir():
+        raise ParamsError(f"params data.dataset: no folder {raw} (available: "
+                          f"{sorted(p.name for p in RAW_DIR.iterdir() if p.is_dir())})")
+    graph = read_openke_benchmark(raw)  # a bad line: DataFormatError, which run_stage prints as one line
     report = {"dataset": params.data.dataset, "raw": split_report(graph)}
     if params.data.drop_leaked:
         graph, dropped = drop_leaked_triples(graph)
@@ -44,8 +41,8 @@ def main() -> None:
             logging.warning("data.valid_from_train=%d: only %d train triples can be held out without removing the "
                             "last train occurrence of an entity or relation", validation["requested"],
                             validation["held_out"])
-    write_prepared(graph, Path("data/prepared"))
-    write_json("metrics/data.json", report)
+    write_prepared(graph, PREPARED_DIR)
+    write_json(DATA_METRICS_FILE, report)
     logging.info("prepared %s: %d entities, %d relations, %d/%d/%d triples", graph.name, graph.num_entities,
                  graph.num_relations, len(graph.train), len(graph.valid), len(graph.test))
 

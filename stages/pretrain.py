@@ -2,31 +2,27 @@
 
 import logging
 
-from dhns.config import load_params
-from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
 from dhns.models.kgc import KGCModel
-from dhns.pipeline import load_stage_inputs
-from dhns.training.kgc import run_kgc_stage
-from dhns.sampling import make_sampler
-from dhns.stage import JOINT_SKIP_REASON, run_stage, write_skipped_outputs
+from dhns.pipeline.inputs import load_stage_inputs, relaunch_if_parallel, skip_under_protocol, stage_params
+from dhns.pipeline.kgc import run_kgc_stage
+from dhns.stage import run_stage
+from dhns.training.objective import build_objective
 
 
 def main() -> int:
-    if load_params().train.protocol == "joint":  # nothing to pretrain: the train stage starts from scratch
-        write_skipped_outputs("pretrain", JOINT_SKIP_REASON, ("plots/pretrain/metrics",), {})
+    params = stage_params()
+    if skip_under_protocol(params, "pretrain"):  # joint: the train stage starts from scratch
         return 0
-    num_processes = load_params().pretrain.num_processes
-    if num_processes > 1 and not launched_by_torchrun():
-        return relaunch_under_torchrun(num_processes, __file__)
-    inputs = load_stage_inputs()
-    params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
-    model = KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
-    config = params.pretrain
-    sampler = make_sampler(config.negatives.corruption, graph.train, graph.num_entities, graph.num_relations,
-                           config.num_negatives)
+    relaunched = relaunch_if_parallel(params.pretrain.num_processes, __file__)
+    if relaunched is not None:
+        return relaunched
+    inputs = load_stage_inputs(params)
+    graph, device = inputs.graph, inputs.device
+    model = KGCModel(params.model, graph.num_entities, graph.num_relations, inputs.features).to(device)
+    objective = build_objective(params.pretrain, graph.train, graph.num_entities, graph.num_relations)
     logging.info("pretrain %s on %s (%s), modalities: structural + %s", params.model.name, graph.name, device,
                  ", ".join(model.entities.modalities) or "none")
-    return run_kgc_stage("pretrain", inputs, model, sampler, config)
+    return run_kgc_stage("pretrain", inputs, model, objective)
 
 
 if __name__ == "__main__":

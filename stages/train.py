@@ -8,27 +8,26 @@ and trains the generator on every batch before the KGC step.
 import dataclasses
 import logging
 
-from dhns.config import load_params
-from dhns.distributed import launched_by_torchrun, relaunch_under_torchrun
-from dhns.training.ntat import build_negatives, first_batch_breakdown, train_starting_point
-from dhns.pipeline import load_stage_inputs
-from dhns.training.kgc import run_kgc_stage
+from dhns.pipeline.inputs import load_stage_inputs, relaunch_if_parallel, stage_params
+from dhns.pipeline.kgc import run_kgc_stage
+from dhns.pipeline.starting_point import train_starting_point
 from dhns.stage import run_stage
+from dhns.training.ntat import build_train_objective, first_batch_breakdown
 
 
 def main() -> int:
-    num_processes = load_params().train.num_processes
-    if num_processes > 1 and not launched_by_torchrun():
-        return relaunch_under_torchrun(num_processes, __file__)
-    inputs = load_stage_inputs()
-    params, device, graph, features = inputs.params, inputs.device, inputs.graph, inputs.features
-    config = params.train
-    model, generator = train_starting_point(params, graph.num_entities, graph.num_relations, features, device)
-    sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
+    params = stage_params()
+    relaunched = relaunch_if_parallel(params.train.num_processes, __file__)
+    if relaunched is not None:
+        return relaunched
+    inputs = load_stage_inputs(params)
+    device, graph, config = inputs.device, inputs.graph, params.train
+    model, generator = train_starting_point(params, graph.num_entities, graph.num_relations, inputs.features, device)
+    objective = build_train_objective(config, graph.train, graph.num_entities, graph.num_relations, generator)
+    extra = objective.extra
     breakdown = None
     if extra is not None:  # how large mu * L_hard is against the base loss, for both forms, before training
-        breakdown = first_batch_breakdown(model, sampler, extra, graph.train[: config.batch_size].to(device),
-                                          config, params.seed)
+        breakdown = first_batch_breakdown(model, objective, graph.train[: config.batch_size].to(device), params.seed)
     logging.info("train %s with %s negatives on %s (%s), protocol %s", model.config.name, config.sampler, graph.name,
                  device, config.protocol)
 
@@ -42,8 +41,9 @@ def main() -> int:
             **({"first_batch": breakdown} if breakdown is not None else {}),
         }
 
-    return run_kgc_stage("train", inputs, model, sampler, config, extra=extra,
-                         model_info={"sampler": config.sampler}, summary=summary)
+    return run_kgc_stage("train", inputs, model, objective, summary=summary,
+                         model_info={"sampler": config.sampler, "negatives": dataclasses.asdict(config.negatives),
+                                     "hard_loss": config.hard_loss if extra is not None else "none"})
 
 
 if __name__ == "__main__":

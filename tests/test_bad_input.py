@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 import torch
 
+from configs import model_config
 from dhns.config import ModelConfig
 from dhns.diffusion.generator import build_generator, load_generator, save_generator
 from dhns.io import read_json, read_safetensors, require_files, stage_hint
@@ -25,7 +26,7 @@ from dhns.models.kgc import KGCModel, load_model, save_model
 def saved_model(tmp_path: Path) -> Path:
     """A tiny model saved where the pipeline keeps it: models/pretrain."""
     torch.manual_seed(0)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=4), 6, 2, None)
+    model = KGCModel(model_config(name="transe", embedding_dim=4), 6, 2, None)
     folder = tmp_path / "models" / "pretrain"
     save_model(model, folder)
     return folder
@@ -34,7 +35,7 @@ def saved_model(tmp_path: Path) -> Path:
 @pytest.fixture
 def saved_generator(tmp_path: Path) -> Path:
     torch.manual_seed(0)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=4), 6, 2, None)
+    model = KGCModel(model_config(name="transe", embedding_dim=4), 6, 2, None)
     folder = tmp_path / "models" / "diffusion"
     save_generator(build_generator(model, num_steps=4, beta_start=1e-4, beta_end=0.02), folder)
     return folder
@@ -110,8 +111,11 @@ def test_corrupt_model_weights_name_the_file(saved_model: Path, damage: bytes | 
     ("description", "problem"),
     [
         ("{truncated", "not a valid JSON file"),
-        (json.dumps({"model": {"name": "transe"}}), "not a model description written by save_model.*KeyError"),
-        (json.dumps({"model": {"name": "foo"}, "modalities": [], "num_entities": 6, "num_relations": 2}),
+        (json.dumps({"model": {"name": "transe"}}), r"not a model description written by save_model.*missing key\(s\)"),
+        (json.dumps({"model": {"name": "transe", "embedding_dim": 4, "margin": 1.0, "use_features": False}}),
+         "not a model description written by save_model.*KeyError"),
+        (json.dumps({"model": {"name": "foo", "embedding_dim": 4, "margin": 1.0, "use_features": False},
+                     "modalities": [], "num_entities": 6, "num_relations": 2}),
          "not a model description written by save_model.*'foo' is not one of"),
     ],
 )
@@ -173,7 +177,7 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
 def test_saved_model_and_generator_files_get_the_umask_mode(tmp_path: Path, umask: int) -> None:
     # safetensors' save_file renames its own 0600 temporary file into place; the outputs must still be
     # readable by whoever the user's umask allows, like every other output of the pipeline
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=4), 6, 2, None)
+    model = KGCModel(model_config(name="transe", embedding_dim=4), 6, 2, None)
     save_model(model, tmp_path / "model")
     save_generator(build_generator(model, num_steps=4, beta_start=1e-4, beta_end=0.02), tmp_path / "generator")
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.glob("*/*")}

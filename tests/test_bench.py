@@ -13,7 +13,7 @@ from dhns.diffusion.denoiser import ConditionalDenoiser
 
 TINY = ["--dataset", "synthetic:300:40:4", "--model", "distmult", "--dim", "8", "--batch-size", "100",
         "--num-negatives", "4", "--diffusion-steps", "5", "--modalities", "text:6,image:5", "--device", "cpu",
-        "--batches", "2", "--warmup", "1", "--threads", "1"]
+        "--batches", "2", "--warmup", "1", "--threads", "1", "--chain-stride", "1", "--chain-eta", "1"]
 
 
 def _positive(value: float) -> bool:
@@ -96,8 +96,12 @@ def test_bad_options_are_rejected(args, capsys):
 
 
 def test_hardness_levels_follow_t():
-    assert [level.step for level in bench.hardness_levels_for(50)] == [0, 5, 6, 12, 25]
-    assert [level.step for level in bench.hardness_levels_for(20)] == [0, 2, 2, 5, 10]
+    """params' five levels sit at the reference's fractions of T = 50; the bench moves them to its own T."""
+    from configs import LEVELS
+
+    assert [level.step for level in bench.hardness_levels_for(50, LEVELS)] == [0, 5, 6, 12, 25]
+    assert [level.step for level in bench.hardness_levels_for(20, LEVELS)] == [0, 2, 2, 5, 10]
+    assert [level.weight for level in bench.hardness_levels_for(20, LEVELS)] == [level.weight for level in LEVELS]
 
 
 def test_sweep_svg_has_a_point_per_size_and_the_linear_reference():
@@ -149,3 +153,31 @@ def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, c
     assert [row["entities"] for row in scaling] == [100, 400] and scaling[0]["over_smallest"] == 1.0
     assert scaling[1]["over_smallest"] == pytest.approx(steps[400] / steps[100])
     assert all(_positive(row["peak_host_rss_mib"]) for row in sweep["rows"])
+
+
+def test_with_no_flags_the_bench_times_the_chain_and_precision_dvc_repro_runs():
+    """The bench reads params.yaml: only its workload (scorer, width, batch, negatives, T) differs from the
+    pipeline's settings, and a flag changes precision or chain only when given."""
+    import dataclasses
+    from pathlib import Path
+
+    from dhns.bench.settings import bench_params, diffusion_settings, dhns_settings, pretrain_settings
+    from dhns.config import load_params
+
+    repo_params = str(Path(__file__).resolve().parents[1] / "params.yaml")
+    config = bench.BenchConfig(params=repo_params)
+    pipeline = load_params(repo_params, overrides={"model.name": config.model})
+    params = bench_params(config, use_features=True)
+    dhns, pretrain = dhns_settings(config, params), pretrain_settings(config, params)
+    assert (dhns.chain, dhns.precision) == (pipeline.train.chain, pipeline.train.precision)
+    assert pretrain.precision == pipeline.pretrain.precision
+    assert diffusion_settings(config, params).precision == pipeline.diffusion.precision
+    workload = {"num_negatives", "batch_size", "hardness_levels", "generated_negatives"}
+    for field in dataclasses.fields(dhns):
+        if field.name not in workload:
+            assert getattr(dhns, field.name) == getattr(pipeline.train, field.name), field.name
+    assert params.model.margin == pipeline.model.margin  # the scorer's own gamma, not a code default
+    flagged = dataclasses.replace(config, precision="fp32", chain_stride=1)
+    flagged_dhns = dhns_settings(flagged, params)
+    assert (flagged_dhns.chain_stride, flagged_dhns.precision) == (1, "fp32")
+    assert pretrain_settings(flagged, params).precision == "fp32"

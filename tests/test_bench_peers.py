@@ -171,7 +171,7 @@ def test_torchkge_holds_our_weights_and_ranks_like_us(tmp_path, capsys):
     torchkge = pytest.importorskip("torchkge")
     from dhns.bench.inputs import load_graph
     from dhns.bench.torchkge_side import SelfAdversarialLoss, TorchKGESide, load_structural_weights
-    from dhns.training.kgc import negative_weights, sigmoid_loss
+    from dhns.training.objective import negative_weights, sigmoid_loss
 
     out = tmp_path / "peers.json"
     assert main(TORCHKGE_ARGS + ["--json", str(out)]) == 0

@@ -11,7 +11,7 @@ from dhns.compare.__main__ import DEFAULT_DATASETS, DEFAULT_SCORERS, DEFAULT_SEE
 from dhns.compare.arms import ARMS, GRID_ARMS, RUNNABLE_ARMS, arm_of, parse_arms
 from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
 from dhns.compare.runner import experiment_command, grid, run_cells
-from dhns.compare.readme import markers, replace_block
+from dhns.compare.readme import is_cell_table, marked_pages, markers, replace_block
 from dhns.compare.tables import best_baseline, group_cells, paired_difference, readme_blocks, render
 from dhns.config import apply_scorer_settings, from_mapping, Params
 from dhns.evaluation import split_headline
@@ -411,40 +411,83 @@ def test_readme_blocks_are_replaced_between_their_markers_and_nowhere_else():
         replace_block("<!-- summary:start -->\nrow\n", "summary", [])
 
 
-def test_make_compare_rewrites_the_readme_tables_only_for_the_default_results(tmp_path, monkeypatch):
+def test_make_compare_rewrites_the_marked_tables_of_every_page_only_for_the_default_results(tmp_path, monkeypatch,
+                                                                                           caplog):
     monkeypatch.chdir(tmp_path)
     readme = tmp_path / "README.md"
     original = ("# Results\n<!-- summary:start -->\nstale\n<!-- summary:end -->\nkept\n"
-                "<!-- MKG-Y/transe:start -->\nstale\n<!-- MKG-Y/transe:end -->\nprose\n"
-                "<!-- published:start -->\nstale\n<!-- published:end -->\n")
+                "<!-- MKG-Y/transe:start -->\nstale\n<!-- MKG-Y/transe:end -->\nprose\n")
     readme.write_text(original)
+    page = tmp_path / "docs" / "results.md"  # a docs page holds its blocks where its prose is: found by its markers
+    page.parent.mkdir()
+    page_original = "Reading.\n<!-- published:start -->\nstale\n<!-- published:end -->\nmore prose\n"
+    page.write_text(page_original)
+    (tmp_path / "docs" / "unmarked.md").write_text("no markers, left alone\n")
+    assert marked_pages(tmp_path) == [readme, page]
     other = tmp_path / "fp32"
     write_cell(cell("bernoulli", 0, 0.3600, 0.35), other)
     write_cell(cell("dhns", 0, 0.3700, 0.34), other)
     assert compare_main(["--results", str(other)]) == 0
-    assert readme.read_text() == original  # a side folder (e.g. the fp32 check) never touches the README
+    assert readme.read_text() == original and page.read_text() == page_original  # a side folder touches no page
     for record in (cell("bernoulli", 0, 0.3600, 0.35), cell("dhns", 0, 0.3700, 0.34)):
         write_cell(record, tmp_path / "docs" / "results")
     assert compare_main([]) == 0
     text = readme.read_text()
     # dhns - bernoulli on seed 0: 0.3700 - 0.3600; optimistic MRR is realistic + 0.01 in these cells.
     assert "| MKG-Y | transe | dhns | bernoulli | +0.0100 (1/1) |" in text
-    assert "| MKG-Y | ours, fine-tune: transe + dhns (1 seed) | text only | 0.380 |" in text
-    assert "| MKG-Y | MoCi (published, MoCi README) | images + text | 0.389 |" in text
     assert "\nkept\n" in text and "\nprose\n" in text and "stale" not in text
     # The cell's own tables: one seed of the three default ones, and the paired row against the best classic.
     assert "| bernoulli | 0 (1 of 3) | 0.3600 | 0.1800 | 0.7200 | 0.3500 | 4 (2) | 30 |" in text
     assert "| dhns | bernoulli | 0 | +0.0100 | - | 1 of 1 |" in text
+    text = page.read_text()
+    assert "| MKG-Y | ours, fine-tune: transe + dhns (1 seed) | text only | 0.380 |" in text
+    assert "| MKG-Y | MoCi (published, MoCi README) | images + text | 0.389 |" in text
+    assert text.startswith("Reading.\n") and text.endswith("more prose\n") and "stale" not in text
+    assert (tmp_path / "docs" / "unmarked.md").read_text() == "no markers, left alone\n"
+    # Summaries no page has a place for are named; a (dataset, scorer)'s own tables need none (the results
+    # page carries them whole).
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any("no page has markers for joint/summary, protocols" in message for message in warnings), warnings
+    assert not any("MKG-W/transe" in message for message in warnings)
     readme.write_text("<!-- summary:start -->\nno end marker\n")
     with pytest.raises(SystemExit, match="README.md: <!-- summary:start --> has no <!-- summary:end -->"):
         compare_main([])
+
+
+def test_cell_tables_are_told_from_summaries_by_their_marker_names():
+    assert is_cell_table("MKG-Y/transe") and is_cell_table("joint/DB15K/rotate")
+    assert not any(is_cell_table(name) for name in ("summary", "joint/summary", "protocols", "published"))
 
 
 def test_the_committed_results_are_what_make_compare_generates_from_the_committed_cells():
     cells = read_cells(REPO / "docs" / "results")
     datasets, scorers, seeds = DEFAULT_DATASETS.split(), DEFAULT_SCORERS.split(), [int(s) for s in DEFAULT_SEEDS.split()]
     assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == render(cells, datasets, scorers, seeds)
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    for name, lines in readme_blocks(cells, datasets, scorers, seeds).items():
-        assert markers(name)[0] in readme, f"README has no place for the {name} table: add its markers"
-        assert replace_block(readme, name, lines) == readme, f"README's {name} table is stale: run `make compare`"
+    blocks = readme_blocks(cells, datasets, scorers, seeds)
+    placed = set()
+    for page in marked_pages(REPO):
+        text = page.read_text(encoding="utf-8")
+        for name, lines in blocks.items():
+            if markers(name)[0] in text:
+                placed.add(name)
+                assert replace_block(text, name, lines) == text, f"{page.name}'s {name} table is stale: run `make compare`"
+    unplaced = [name for name in blocks if name not in placed and not is_cell_table(name)]
+    assert unplaced == [], f"no page has a place for {unplaced}: add their markers (e.g. in docs/results.md)"
+
+
+def test_every_arm_name_is_composed_from_its_decisions_and_parsed_back():
+    """Names are never taken apart as strings: each is `Arm.name` of a scheme, form, chain and protocol, and
+    `arm_of` on the settings that arm runs gives the same name back."""
+    from dhns.compare.arms import ALL_ARMS, arm_named
+
+    assert len(ALL_ARMS) == 2 * len(ARMS) == 24
+    for name, arm in ALL_ARMS.items():
+        assert arm.name == name and arm_named(name) is arm
+        train = {key.removeprefix("train."): yaml.safe_load(value) for key, value in arm.settings().items()}
+        assert arm_of(train) == name
+    arm = arm_named("joint_bernoulli_dhns_per_view_strided")
+    assert (arm.scheme.corruption, arm.form, arm.chain, arm.protocol) == ("bernoulli", "per_view", "strided", "joint")
+    assert (arm.own_base().name, arm.on_full_chain().name) == ("joint_bernoulli_self_adversarial",
+                                                             "joint_bernoulli_dhns_per_view")
+    with pytest.raises(ValueError, match="no arm of the comparison"):
+        arm_named("dhns_per_views")

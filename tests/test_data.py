@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from configs import data_config
 from dhns.data import (
     DataFormatError,
     KnowledgeGraph,
@@ -174,13 +175,16 @@ def test_non_integer_header(tmp_path: Path) -> None:
 
 
 def test_non_integer_field(tmp_path: Path) -> None:
-    raw = write_benchmark(tmp_path, {"train2id.txt": "4\n0 1 0\n3 x 2\n1 3 1\n4 2 1\n"})
-    assert_format_error(raw, "train2id.txt", 3, "3 integer fields", "'3 x 2'")
+    raw = write_benchmark(tmp_path, {"train2id.txt": "4\n0 1 0\n3 x12 2\n1 3 1\n4 2 1\n"})
+    message = assert_format_error(raw, "train2id.txt", 3, "field 2 (tail) 'x12' is not an integer", "'3 x12 2'")
+    assert "found 3" not in message, message  # three fields is right; the message must not suggest otherwise
 
 
 def test_decimal_field_is_not_an_integer(tmp_path: Path) -> None:
-    raw = write_benchmark(tmp_path, {"test2id.txt": "2\n0 3 1\n2 4.0 1\n"})
-    assert_format_error(raw, "test2id.txt", 3, "3 integer fields", "'2 4.0 1'")
+    raw = write_benchmark(tmp_path, {"test2id.txt": "2\n0 3 1\n2 4 1.0\n"})
+    assert_format_error(raw, "test2id.txt", 3, "field 3 (relation) '1.0' is not an integer", "'2 4 1.0'")
+    raw = write_benchmark(tmp_path, {"test2id.txt": "2\n0 3 1\nh 4 1\n"})
+    assert_format_error(raw, "test2id.txt", 3, "field 1 (head) 'h' is not an integer")
 
 
 def test_two_fields(tmp_path: Path) -> None:
@@ -297,6 +301,38 @@ def test_invalid_utf8_reports_line(tmp_path: Path) -> None:
     assert_format_error(raw, "entity2id.txt", 4, "UTF-8")
 
 
+@pytest.mark.parametrize("file", ["entity2text.tsv", "train2id.txt", "entity2id.txt"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_named_as_utf16(tmp_path: Path, file: str, encoding: str) -> None:
+    """Such a text file used to fail as "unknown name 'E\\x00n\\x00...'", far from its real problem."""
+    raw = write_benchmark(tmp_path)
+    (raw / file).write_bytes(TINY[file].encode(encoding))
+    message = assert_format_error(raw, file, None, "looks like UTF-16 text (NUL bytes between characters)",
+                                  "save it as UTF-8")
+    assert "\\x00" not in message and "unknown name" not in message, message
+
+
+@pytest.mark.parametrize(("encoding", "named"), [("utf-16", "UTF-16"), ("utf-32", "UTF-32"), ("utf-32-be", "UTF-32")])
+def test_utf16_or_utf32_is_named_with_or_without_a_bom(tmp_path: Path, encoding: str, named: str) -> None:
+    raw = write_benchmark(tmp_path)
+    (raw / "valid2id.txt").write_bytes(TINY["valid2id.txt"].encode(encoding))
+    message = assert_format_error(raw, "valid2id.txt", None, f"{named} text", "save it as UTF-8")
+    assert "count header" not in message, message
+
+
+def test_latin1_text_names_the_line_the_byte_and_the_likely_encoding(tmp_path: Path) -> None:
+    raw = write_benchmark(tmp_path)
+    (raw / "entity2text.tsv").write_bytes(TINY["entity2text.tsv"].encode("latin-1"))
+    assert_format_error(raw, "entity2text.tsv", 3, "not valid UTF-8", "byte 0xE9", "Café de Flore: café in Paris'",
+                        "Latin-1", "save it as UTF-8")
+
+
+def test_a_nul_byte_in_utf8_text_names_its_line(tmp_path: Path) -> None:
+    raw = write_benchmark(tmp_path)
+    (raw / "relation2id.txt").write_bytes(b"3\nwasBornIn 0\nseeAlso\x00 1\nhasCapital 2\n")
+    assert_format_error(raw, "relation2id.txt", 3, "NUL byte")
+
+
 def big_train_file(newline: str, num_triples: int = 48_000) -> str:
     """A valid train2id.txt of about 280 KB over TINY's ids, with the given line ending."""
     lines = [str(num_triples)] + [f"{i % 5} {(i * 7 + 1) % 5} {i % 3}" for i in range(num_triples)]
@@ -337,7 +373,8 @@ LONG = "9" * 150_000
 @pytest.mark.parametrize(
     ("file", "content", "line", "problem"),
     [
-        ("train2id.txt", f"4\n0 1 0\n3 1 x{LONG}\n1 3 1\n4 2 1\n", 3, "expected 3 integer fields"),
+        ("train2id.txt", f"4\n0 1 0\n3 1 x{LONG}\n1 3 1\n4 2 1\n", 3, "field 3 (relation)"),
+        ("train2id.txt", f"4\n0 1 0\n3 1 {LONG}\n1 3 1\n4 2 1\n", 3, "field 3 (relation)"),
         ("train2id.txt", f"4\n0 1 0\n3 1 {LONG}\n1 3 1\n4 2 1\n", 3, "does not fit in 64 bits"),
         ("valid2id.txt", f"x{LONG}\n2 3 1\n4 0 1\n", 1, "count header"),
         ("entity2id.txt", f"5\nA 0\nB 1\nC{LONG}\nD 3\nE 4\n", 4, "expected 'name id'"),
@@ -584,11 +621,11 @@ def test_valid_from_train_zero_is_off() -> None:
 
 def test_large_vocabulary_key_fallback_gives_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Vocabularies whose h*R*E key would overflow int64 use dense row keys; the answers must not change."""
-    import dhns.data
+    import dhns.data.splits
 
     kg = graph(HAND_TRAIN, HAND_VALID, HAND_TEST, entities=6, relations=3)
     expected_report, (expected_graph, expected_dropped) = split_report(kg), drop_leaked_triples(kg)
-    monkeypatch.setattr(dhns.data, "_INT64_MAX", 10)  # 6 * 3 * 6 no longer "fits"
+    monkeypatch.setattr(dhns.data.splits, "_INT64_MAX", 10)  # 6 * 3 * 6 no longer "fits"
     assert split_report(kg) == expected_report
     cleaned, dropped = drop_leaked_triples(kg)
     assert dropped == expected_dropped
@@ -676,13 +713,13 @@ def test_held_out_validation_only_where_the_file_split_is_too_small() -> None:
     """Defaults: DB15K's 73 cleaned validation triples get 3,000 held out; MKG-Y's 2,665 stay as they are."""
     from dhns.config import DataConfig
 
-    config = DataConfig()
+    config = data_config()
     assert config.held_out_validation_size(73) == 3000
     assert config.held_out_validation_size(999) == 3000
     assert config.held_out_validation_size(1000) == 0
     assert config.held_out_validation_size(2665) == 0
-    assert DataConfig(valid_file_min=0).held_out_validation_size(0) == 0
-    assert DataConfig(valid_from_train=500, valid_file_min=10**9).held_out_validation_size(4276) == 500
+    assert data_config(valid_file_min=0).held_out_validation_size(0) == 0
+    assert data_config(valid_from_train=500, valid_file_min=10**9).held_out_validation_size(4276) == 500
 
 
 def test_prepare_keeps_the_file_validation_when_nothing_can_be_held_out(tmp_path) -> None:

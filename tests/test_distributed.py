@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from configs import model_config, pretrain_config
+from dhns.training.objective import objective_for
 from dhns.training.checkpoint import Checkpointing
 from dhns.config import ModelConfig, PretrainConfig
 from dhns.distributed import Parallel, shard, shutdown_parallel
@@ -38,7 +40,7 @@ class ShiftSampler:
         return Negatives(entities, corrupt_tail, torch.ones_like(entities, dtype=torch.bool))
 
 
-CONFIG = PretrainConfig(num_negatives=3, batch_size=10, kgc_lr=0.01, num_epochs=3, eval_every=3, patience=0,
+CONFIG = pretrain_config(num_negatives=3, batch_size=10, kgc_lr=0.01, num_epochs=3, eval_every=3, patience=0,
                         sampler="uniform")
 OPTIMIZERS = {"plain": "adam", "lazy": "lazy_adam"}  # mode -> optimizer of the same-steps comparison
 
@@ -46,7 +48,7 @@ OPTIMIZERS = {"plain": "adam", "lazy": "lazy_adam"}  # mode -> optimizer of the 
 def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = None,
         stop_after: int | None = None, optimizer: str = "adam", epochs: list[int] | None = None) -> KGCModel:
     torch.manual_seed(0)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
+    model = KGCModel(model_config(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
     triples = star_triples()
 
     def interrupt(record: dict) -> None:
@@ -56,7 +58,7 @@ def fit(parallel: Parallel, sampler=None, checkpointing: Checkpointing | None = 
             raise KeyboardInterrupt
 
     config = dataclasses.replace(CONFIG, optimizer=optimizer)
-    train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), sampler or ShiftSampler(3),
+    train_kgc(model, triples, triples[:4], build_filter_index(triples, NUM_ENTITIES), objective_for(config, sampler or ShiftSampler(3)),
               config, seed=1, parallel=parallel, checkpointing=checkpointing, on_epoch=interrupt)
     return model
 

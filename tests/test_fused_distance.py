@@ -8,13 +8,14 @@ loops of `dhns.native` and with their PyTorch form (`GatheredDistance`, `DHNS_NA
 import pytest
 import torch
 
+from configs import model_config
 from dhns.config import ModelConfig
 from dhns import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.training.step import precision_context
-from dhns.training.kgc import batch_loss, negative_weights, sigmoid_loss
+from dhns.training.objective import Objective, batch_loss, negative_weights, sigmoid_loss
 
 DISTANCE_SCORERS = ["transe", "rotate"]
 MARGIN = 3.0
@@ -143,7 +144,7 @@ def small_model(name: str, with_text: bool) -> tuple[KGCModel, torch.Tensor]:
     if with_text:
         present = torch.rand(num_entities) < 0.7
         features = {"text": (torch.randn(num_entities, 8) * present[:, None], present)}
-    model = KGCModel(ModelConfig(name=name, embedding_dim=6, margin=MARGIN), num_entities, num_relations, features)
+    model = KGCModel(model_config(name=name, embedding_dim=6, margin=MARGIN), num_entities, num_relations, features)
     if with_text:
         with torch.no_grad():
             model.entities.attention.normal_()  # zero attention would weigh the views equally
@@ -176,7 +177,9 @@ def test_training_loss_and_model_gradients_match_the_plain_form(name, with_text,
     positives = triples[:10]
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     with precision_context(precision, torch.device("cpu")):
-        fused_loss = batch_loss(model, sampler, positives, torch.Generator().manual_seed(2), 1.0, 0.0)
+        objective = Objective(sampler, adversarial_temperature=1.0, regularizer="l2", regularization=0.0,
+                              max_grad_norm=0.0, precision="fp32")
+        fused_loss = batch_loss(model, objective, positives, torch.Generator().manual_seed(2))
         fused_grads = torch.autograd.grad(fused_loss, parameters)
         negatives = sampler.sample(positives, torch.Generator().manual_seed(2))  # the negatives batch_loss drew
         plain_loss = plain_training_loss(model, positives, negatives)

@@ -1,4 +1,5 @@
-"""scripts/gpu_suite.py in its CPU form: every part runs, reports ok, and leaves its summary and logs.
+"""scripts/gpu_suite.py (a thin wrapper of dhns.gpu_suite) in its CPU form: every part runs, reports ok, and
+leaves its summary and logs.
 
 The suite exists for the rare call on a lent GPU; CI has none, so this runs the same script shrunk
 (`--device cpu --tiny`) importing as on the GPU machine (no dvc), so the script cannot rot unseen.
@@ -8,12 +9,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {1: "bench", 2: "eval", 3: "stages", 4: "torchrun", 5: "cuda-tests"}
+OPTIONS = ["--help", "--out", "--device", "--tiny", "--parts", "--batches", "--budget", "--archive", "--as-gpu-machine",
+           "--keep-work", "--python"]
+
+
+def help_options(argv: list[str], env: dict[str, str]) -> list[str]:
+    """The options `--help` lists, run with `-S`: no site-packages, so no installed dhns to fall back on."""
+    result = subprocess.run([sys.executable, "-S", *argv, "--help"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return re.findall(r"^  (?:-h, )?(--[\w-]+)", result.stdout, flags=re.MULTILINE)
+
+
+def test_script_and_module_start_from_a_bare_checkout_with_the_same_options() -> None:
+    """The GPU machine has nothing of ours installed: the script must find src/ itself, and both entry points agree."""
+    bare = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    script = help_options([str(REPO / "scripts" / "gpu_suite.py")], bare)
+    module = help_options(["-m", "dhns.gpu_suite"], dict(bare, PYTHONPATH=str(REPO / "src")))
+    assert script == module == OPTIONS
 
 
 def test_tiny_cpu_suite_runs_every_part_ok(tmp_path: Path) -> None:

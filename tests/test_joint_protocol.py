@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configs import train_config
+from dhns.training.objective import objective_for
 from dhns.config import HardnessLevel, Params, TrainConfig, apply_scorer_settings, from_mapping
 from dhns.evaluation import build_filter_index
 from dhns.sampling import make_sampler
 from dhns.training.kgc import train_kgc
-from dhns.training.ntat import HardNegativeObjective, build_negatives
+from dhns.training.ntat import HardNegativeObjective, build_train_objective
 from test_compare import raw_params
 from test_ntat import tiny_setup
 
@@ -57,19 +59,19 @@ def test_bad_protocols_and_joint_blocks_are_refused_by_name():
 
 def test_the_joint_protocol_builds_an_objective_that_trains_the_generator_first():
     model, generator, triples, num_entities = tiny_setup()
-    config = TrainConfig(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2,
+    config = train_config(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2,
                          patience=0, hardness_levels=(HardnessLevel(step=2, weight=1.0, margin=0.5),))
-    _, objective = build_negatives(config, triples, num_entities, 2, generator)
+    objective = build_train_objective(config, triples, num_entities, 2, generator).extra
     assert objective.joint_generator and objective.generator_first
-    finetune = build_negatives(TrainConfig(hardness_levels=config.hardness_levels), triples, num_entities, 2,
-                               generator)[1]
+    finetune = build_train_objective(train_config(hardness_levels=config.hardness_levels), triples, num_entities, 2,
+                                     generator).extra
     assert not finetune.joint_generator and not finetune.generator_first
 
 
 def test_each_batch_updates_the_generator_before_generating_its_negatives():
     model, generator, triples, num_entities = tiny_setup()
     levels = (HardnessLevel(step=2, weight=1.0, margin=0.5),)
-    config = TrainConfig(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2,
+    config = train_config(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2,
                          patience=0, hardness_levels=levels, hard_loss_weight=0.5)
     objective = HardNegativeObjective(generator, levels, 0.5, True, 1e-2, generator_first=True)
     events: list[str] = []
@@ -77,7 +79,7 @@ def test_each_batch_updates_the_generator_before_generating_its_negatives():
     objective._generator_step = lambda *args: (events.append("generator step"), step(*args))[1]
     objective.generate = lambda *args: (events.append("generate"), generate(*args))[1]
     sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
-    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), sampler, config, extra=objective)
+    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), objective_for(config, sampler, objective), config)
     batches = 2 * math.ceil(len(triples) / config.batch_size)
     assert events == ["generator step", "generate"] * batches
     assert objective.generator_steps == batches

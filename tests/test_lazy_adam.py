@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from configs import model_config, pretrain_config
+from dhns.training.objective import objective_for
 from dhns.config import ModelConfig, PretrainConfig
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
@@ -90,8 +92,8 @@ def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text, max_
     triples = functional_graph(20, 3)
     num_entities = 80
     features = {"text": (torch.randn(num_entities, 6), torch.ones(num_entities, dtype=torch.bool))} if with_text else None
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), num_entities, 3, features)
-    config = PretrainConfig(num_negatives=2, batch_size=4, optimizer="lazy_adam", max_grad_norm=max_grad_norm)
+    model = KGCModel(model_config(name="transe", embedding_dim=8, margin=4.0), num_entities, 3, features)
+    config = pretrain_config(num_negatives=2, batch_size=4, optimizer="lazy_adam", max_grad_norm=max_grad_norm)
     optimizer = kgc_optimizer(model, config)
     assert model.sparse_entity_gradients and isinstance(optimizer, LazyAdam)
     sampler = make_sampler("uniform", triples, num_entities, 3, config.num_negatives)
@@ -106,8 +108,7 @@ def test_a_lazy_kgc_step_leaves_rows_outside_the_batch_untouched(with_text, max_
 
     sampler.sample = recording
     batch = triples[:4]
-    train_step(model, optimizer, sampler, batch, torch.Generator().manual_seed(1), 1.0, 0.0,
-               max_grad_norm=config.max_grad_norm)
+    train_step(model, optimizer, objective_for(config, sampler), batch, torch.Generator().manual_seed(1))
     if max_grad_norm:  # the step's gradients (still held) were clipped to the global norm asked for
         grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in model.parameters()
                  if p.grad is not None]
@@ -126,19 +127,19 @@ def test_lazy_adam_learns_a_functional_graph_like_adam():
     mrr = {}
     for optimizer in ("adam", "lazy_adam"):
         torch.manual_seed(0)
-        model = KGCModel(ModelConfig(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
-        config = PretrainConfig(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50,
+        model = KGCModel(model_config(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
+        config = pretrain_config(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50,
                                 patience=0, optimizer=optimizer)
         sampler = make_sampler("uniform", triples, num_entities, num_relations, config.num_negatives)
-        train_kgc(model, triples, triples, index, sampler, config, seed=0)
+        train_kgc(model, triples, triples, index, objective_for(config, sampler), config, seed=0)
         mrr[optimizer] = evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"]
     assert mrr["lazy_adam"] > 0.9 and mrr["adam"] > 0.9, mrr
 
 
 def test_lazy_adam_takes_clipping_and_several_processes_and_refuses_unknown_optimizers():
-    PretrainConfig(optimizer="lazy_adam", max_grad_norm=1.0, num_processes=2)  # both take sparse gradients
+    pretrain_config(optimizer="lazy_adam", max_grad_norm=1.0, num_processes=2)  # both take sparse gradients
     with pytest.raises(ValueError, match="pretrain.optimizer"):
-        PretrainConfig(optimizer="sgd")
+        pretrain_config(optimizer="sgd")
 
 
 def test_clipping_a_sparse_row_gradient_by_hand():
@@ -206,10 +207,10 @@ def test_row_adagrad_is_chosen_by_params_and_learns_a_functional_graph():
     triples = functional_graph(num_sources, num_relations)
     index = build_filter_index(triples, num_entities)
     torch.manual_seed(0)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
-    config = PretrainConfig(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50, patience=0,
+    model = KGCModel(model_config(name="transe", embedding_dim=32, margin=6.0), num_entities, num_relations)
+    config = pretrain_config(num_negatives=16, batch_size=40, kgc_lr=0.02, num_epochs=150, eval_every=50, patience=0,
                             optimizer="row_adagrad", row_adagrad_lr=0.3)
     assert isinstance(kgc_optimizer(model, config), RowAdagrad) and model.sparse_entity_gradients
     sampler = make_sampler("uniform", triples, num_entities, num_relations, config.num_negatives)
-    train_kgc(model, triples, triples, index, sampler, config, seed=0)
+    train_kgc(model, triples, triples, index, objective_for(config, sampler), config, seed=0)
     assert evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"] > 0.9

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from configs import model_config
 from dhns.config import ModelConfig
 from dhns.models.interactions import INTERACTIONS, make_interaction
 from dhns.models.kgc import KGCModel, load_model, save_model
@@ -48,7 +49,7 @@ def test_fusion_uses_only_present_modalities():
     torch.manual_seed(2)
     text = torch.randn(4, 3)
     present = torch.tensor([True, False, True, False])
-    model = KGCModel(ModelConfig(name="distmult", embedding_dim=5), 4, 2, {"text": (text * present[:, None], present)})
+    model = KGCModel(model_config(name="distmult", embedding_dim=5), 4, 2, {"text": (text * present[:, None], present)})
     with torch.no_grad():
         model.entities.attention.normal_()
     fused = model.entities(torch.arange(4))
@@ -66,7 +67,7 @@ def test_fusion_uses_only_present_modalities():
 def test_score_corrupted_agrees_with_score_triples(name, with_text):
     torch.manual_seed(3)
     features = {"text": (torch.randn(10, 4), torch.ones(10, dtype=torch.bool))} if with_text else None
-    model = KGCModel(ModelConfig(name=name, embedding_dim=4), 10, 3, features)
+    model = KGCModel(model_config(name=name, embedding_dim=4), 10, 3, features)
     positives = torch.tensor([[0, 1, 2], [3, 0, 4], [5, 2, 6]])
     negatives = torch.tensor([[7, 8], [9, 1], [2, 2]])
     corrupt_tail = torch.tensor([True, False, True])
@@ -79,7 +80,7 @@ def test_score_corrupted_agrees_with_score_triples(name, with_text):
 
 def test_rank_scores_match_triple_scores():
     torch.manual_seed(4)
-    model = KGCModel(ModelConfig(name="rotate", embedding_dim=3), 6, 2, None).eval()
+    model = KGCModel(model_config(name="rotate", embedding_dim=3), 6, 2, None).eval()
     with torch.no_grad():
         tails = model.score_tails(torch.tensor([0, 1]), torch.tensor([1, 0]))
         heads = model.score_heads(torch.tensor([1, 0]), torch.tensor([5, 4]))
@@ -92,7 +93,7 @@ def test_rank_scores_match_triple_scores():
 def test_checkpoint_round_trip_restores_scores(tmp_path):
     torch.manual_seed(5)
     features = {"text": (torch.randn(8, 3), torch.ones(8, dtype=torch.bool))}
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=4), 8, 2, features).eval()
+    model = KGCModel(model_config(name="transe", embedding_dim=4), 8, 2, features).eval()
     save_model(model, tmp_path / "m")
     restored = load_model(tmp_path / "m", features).eval()
     triples = torch.tensor([[0, 1, 2], [3, 0, 7]])
@@ -107,3 +108,47 @@ def test_checkpoint_round_trip_restores_scores(tmp_path):
 def test_unknown_model_name_lists_valid_names():
     with pytest.raises(ValueError, match="transe, distmult, rotate"):
         make_interaction("complex", 4, 1.0)
+
+
+def fusion_model(seed: int) -> KGCModel:
+    """A model with one modality that half the entities have, and a non-zero attention vector."""
+    torch.manual_seed(seed)
+    present = torch.tensor([True, False] * 4)
+    model = KGCModel(model_config(name="transe", embedding_dim=4), 8, 2, {"text": (torch.randn(8, 3), present)})
+    with torch.no_grad():
+        model.entities.attention.normal_()
+    return model
+
+
+@pytest.mark.parametrize(("dtype", "softmax_dtype"), [(torch.float64, torch.float64), (torch.bfloat16, torch.float32)])
+def test_fusion_keeps_a_converted_models_precision(dtype, softmax_dtype):
+    """float64 stays float64 end to end; a reduced precision still takes its attention softmax in fp32."""
+    model = fusion_model(6).to(dtype)
+    triples = torch.tensor([[0, 1, 2], [3, 0, 4], [5, 1, 7]])
+    scores = model.score_triples(triples)
+    scores.sum().backward()
+    assert scores.dtype == torch.promote_types(dtype, softmax_dtype)  # fused views carry the softmax's precision
+    assert model.entities.attention.grad.dtype == dtype and model.entities.attention.grad.abs().sum() > 0
+    ids = torch.arange(8)
+    entities = model.entities
+    weights = entities.attention_weights(entities.modality_embeddings(ids), entities.modality_presence(ids))
+    assert weights.dtype == softmax_dtype
+    if dtype == torch.float64:
+        reference = fusion_model(6).score_triples(triples)  # the same model in float32
+        torch.testing.assert_close(scores, reference.double(), rtol=1e-5, atol=1e-5)
+
+
+def test_float32_fusion_is_bit_identical_to_the_fp32_formula():
+    """The float32 path computes exactly softmax(tanh(e_m) @ w) over present views, summed view by view."""
+    model = fusion_model(7)
+    entities, ids = model.entities, torch.arange(8)
+    views, present = entities.modality_embeddings(ids), entities.modality_presence(ids)
+    names = entities.view_names
+    logits = torch.stack([torch.tanh(views[name].float()) @ entities.attention for name in names], dim=-1)
+    mask = torch.stack([present[name] for name in names], dim=-1)
+    weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    expected = views[names[0]] * weights[..., :1]
+    for index, name in enumerate(names[1:], start=1):
+        expected = expected + views[name] * weights[..., index : index + 1]
+    fused = entities(ids)
+    assert fused.dtype == torch.float32 and torch.equal(fused, expected)

@@ -12,6 +12,8 @@ import math
 import pytest
 import torch
 
+from configs import model_config, train_config
+from dhns.training.objective import objective_for
 from dhns.config import HardnessLevel, ModelConfig, TrainConfig
 from dhns.diffusion.generator import build_generator
 from dhns.evaluation import build_filter_index
@@ -47,7 +49,7 @@ def fuse_by_hand(views: list[list[float]], present: list[bool], attention: list[
 
 def one_dim_transe(gamma: float = 9.0) -> KGCModel:
     """TransE of width 1 with h = 0, r = 0, t = 6 (entities 0 and 1, relation 0): dist(h, r, t) = 6."""
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=1, margin=gamma), num_entities=2, num_relations=1)
+    model = KGCModel(model_config(name="transe", embedding_dim=1, margin=gamma), num_entities=2, num_relations=1)
     with torch.no_grad():
         model.entities.structural.weight.copy_(torch.tensor([[0.0], [6.0]]))
         model.relations.weight.zero_()
@@ -107,7 +109,7 @@ def multimodal_model(name: str, gamma: float = 2.0) -> tuple[KGCModel, torch.Ten
     torch.manual_seed(0)
     present = torch.tensor([True, False, True, True])
     features = {"text": (torch.randn(4, 2) * present[:, None], present)}
-    model = KGCModel(ModelConfig(name=name, embedding_dim=2, margin=gamma), 4, 2, features)
+    model = KGCModel(model_config(name=name, embedding_dim=2, margin=gamma), 4, 2, features)
     with torch.no_grad():
         model.entities.attention.copy_(torch.randn(model.interaction.entity_width))
         model.entities.projections["text"].bias.copy_(torch.randn(model.interaction.entity_width) * 0.3)
@@ -230,7 +232,7 @@ def test_ntat_loss_is_finite_when_no_row_has_the_modality(form):
     torch.manual_seed(0)
     present = torch.tensor([True, True, False, False, False, False])
     features = {"text": (torch.randn(6, 3) * present[:, None], present)}
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=4, margin=2.0), 6, 1, features)
+    model = KGCModel(model_config(name="transe", embedding_dim=4, margin=2.0), 6, 1, features)
     generator = build_generator(model, num_steps=6, beta_start=1e-4, beta_end=0.02)
     objective = HardNegativeObjective(generator, [HardnessLevel(2, 1.0, 0.5)], 0.1, hard_loss=form)
     positives = torch.tensor([[2, 0, 3], [4, 0, 5]])
@@ -245,7 +247,7 @@ def tiny_setup():
     num_sources, num_relations = 8, 2
     num_entities = num_sources * (1 + num_relations)
     triples = torch.tensor([[s, r, num_sources * (r + 1) + s] for r in range(num_relations) for s in range(num_sources)])
-    model = KGCModel(ModelConfig(name="distmult", embedding_dim=4, margin=1.0), num_entities, num_relations)
+    model = KGCModel(model_config(name="distmult", embedding_dim=4, margin=1.0), num_entities, num_relations)
     generator = build_generator(model, num_steps=6, beta_start=1e-4, beta_end=0.02)
     return model, generator, triples, num_entities
 
@@ -255,11 +257,11 @@ def test_generator_steps_once_per_batch_only_when_joint(joint):
     model, generator, triples, num_entities = tiny_setup()
     before = {k: v.clone() for k, v in generator.state_dict().items()}
     levels = (HardnessLevel(step=2, weight=1.0, margin=0.5),)
-    config = TrainConfig(sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2, patience=0,
+    config = train_config(sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2, patience=0,
                          hardness_levels=levels, hard_loss_weight=0.5, joint_generator=joint)
     objective = HardNegativeObjective(generator, levels, config.hard_loss_weight, joint, 1e-2)
     sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
-    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), sampler, config, extra=objective)
+    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), objective_for(config, sampler, objective), config)
     batches_per_epoch = math.ceil(len(triples) / config.batch_size)
     assert objective.generator_steps == (2 * batches_per_epoch if joint else 0)
     changed = any(not torch.equal(before[k], v) for k, v in generator.state_dict().items())

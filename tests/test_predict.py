@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from configs import model_config
 from dhns.__main__ import main
 from dhns.config import ModelConfig
 from dhns.data import KnowledgeGraph, write_prepared
@@ -60,7 +61,7 @@ def tiny_graph() -> KnowledgeGraph:
 
 def tiny_model(graph: KnowledgeGraph, features: dict | None = None) -> KGCModel:
     torch.manual_seed(0)
-    config = ModelConfig(name="distmult", embedding_dim=8, use_features=features is not None)
+    config = model_config(name="distmult", embedding_dim=8, use_features=features is not None)
     return KGCModel(config, graph.num_entities, graph.num_relations, features).eval()
 
 
@@ -253,7 +254,7 @@ def test_missing_model_or_data_names_the_folder_and_the_stage(project, capsys) -
 def test_model_trained_on_other_data_is_refused(project, capsys) -> None:
     root, _ = project
     other = tiny_graph()
-    save_model(KGCModel(ModelConfig(name="transe", embedding_dim=4, use_features=False), 3, 2), root / "other")
+    save_model(KGCModel(model_config(name="transe", embedding_dim=4, use_features=False), 3, 2), root / "other")
     assert main(["predict", "--head", "Paris", "--relation", "locatedIn", *paths(root), "--model", str(root / "other")]) == 2
     assert f"has {other.num_entities} and 2" in capsys.readouterr().err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from configs import diffusion_config, model_config, pretrain_config, train_config
+from dhns.training.objective import objective_for
 from dhns.training.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
 from dhns.config import DiffusionConfig, HardnessLevel, ModelConfig, PretrainConfig, TrainConfig
 from dhns.diffusion.generator import build_generator
@@ -24,7 +27,7 @@ from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage
 
 def fresh_model(seed: int = 0) -> KGCModel:
     torch.manual_seed(seed)
-    return KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
+    return KGCModel(model_config(name="transe", embedding_dim=8, margin=4.0), NUM_ENTITIES, NUM_RELATIONS)
 
 
 def fit(model: KGCModel, config: PretrainConfig, checkpointing: Checkpointing | None, *, extra=None,
@@ -37,8 +40,8 @@ def fit(model: KGCModel, config: PretrainConfig, checkpointing: Checkpointing | 
             raise KeyboardInterrupt
 
     sampler = make_sampler(config.negatives.corruption, triples, NUM_ENTITIES, NUM_RELATIONS, config.num_negatives)
-    return train_kgc(model, triples, triples[:6], build_filter_index(triples, NUM_ENTITIES), sampler, config,
-                     seed=3, extra=extra, stage=stage, checkpointing=checkpointing, on_epoch=interrupt)
+    return train_kgc(model, triples, triples[:6], build_filter_index(triples, NUM_ENTITIES), objective_for(config, sampler, extra), config,
+                     seed=3, stage=stage, checkpointing=checkpointing, on_epoch=interrupt)
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -52,7 +55,7 @@ def without_seconds(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
 
-PRETRAIN = PretrainConfig(num_negatives=4, batch_size=8, kgc_lr=0.01, num_epochs=6, eval_every=2, patience=0)
+PRETRAIN = pretrain_config(num_negatives=4, batch_size=8, kgc_lr=0.01, num_epochs=6, eval_every=2, patience=0)
 
 
 def test_killed_pretraining_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
@@ -76,7 +79,7 @@ def test_resume_would_differ_without_the_snapshot(tmp_path: Path) -> None:
     reference_model = fresh_model()
     fit(reference_model, PRETRAIN, None)
     shortened = fresh_model()
-    fit(shortened, PretrainConfig(**{**PRETRAIN.__dict__, "num_epochs": 3}), None)
+    fit(shortened, pretrain_config(**{**PRETRAIN.__dict__, "num_epochs": 3}), None)
     assert not torch.equal(shortened.entities.structural.weight, reference_model.entities.structural.weight)
 
 
@@ -84,7 +87,7 @@ def test_checkpoint_of_other_params_or_a_corrupt_one_is_ignored(tmp_path: Path, 
     checkpointing = Checkpointing(tmp_path / "ckpt", every=1)
     with pytest.raises(KeyboardInterrupt):
         fit(fresh_model(), PRETRAIN, checkpointing, stop_after=2)
-    other = PretrainConfig(**{**PRETRAIN.__dict__, "kgc_lr": 0.02})
+    other = pretrain_config(**{**PRETRAIN.__dict__, "kgc_lr": 0.02})
     reference_model, resumed_model = fresh_model(), fresh_model()
     fit(reference_model, other, None)
     with caplog.at_level("WARNING"):
@@ -101,7 +104,7 @@ def test_checkpoint_of_other_params_or_a_corrupt_one_is_ignored(tmp_path: Path, 
 
 
 def test_ntat_with_a_joint_generator_resumes_identically(tmp_path: Path) -> None:
-    config = TrainConfig(num_negatives=4, batch_size=8, num_epochs=4, eval_every=1, patience=0, joint_generator=True,
+    config = train_config(num_negatives=4, batch_size=8, num_epochs=4, eval_every=1, patience=0, joint_generator=True,
                          hardness_levels=(HardnessLevel(1, 1.0, 0.5), HardnessLevel(3, 0.5, 0.9)))
 
     def objective(model: KGCModel) -> HardNegativeObjective:
@@ -125,7 +128,7 @@ def test_ntat_with_a_joint_generator_resumes_identically(tmp_path: Path) -> None
     assert resumed_extra.generator_steps == reference_extra.generator_steps > 0
 
 
-DIFFUSION = DiffusionConfig(num_diffusion_steps=5, num_epochs=4, batch_size=8, hidden_multiplier=2, report_steps=(0, 5))
+DIFFUSION = diffusion_config(num_diffusion_steps=5, num_epochs=4, batch_size=8, hidden_multiplier=2, report_steps=(0, 5))
 
 
 def fit_generator(checkpointing: Checkpointing | None, config: DiffusionConfig = DIFFUSION):
@@ -222,8 +225,8 @@ def test_gradient_clipping_bounds_the_gradient_norm() -> None:
         model = fresh_model()
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         sampler = make_sampler("uniform", triples, NUM_ENTITIES, NUM_RELATIONS, config.num_negatives)
-        train_step(model, optimizer, sampler, triples, torch.Generator().manual_seed(0), None, 0.0,
-                   max_grad_norm=max_grad_norm)
+        objective = objective_for(dataclasses.replace(config, sampler="uniform", max_grad_norm=max_grad_norm), sampler)
+        train_step(model, optimizer, objective, triples, torch.Generator().manual_seed(0))
         return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()
                                                            if p.grad is not None])))
 
@@ -278,7 +281,7 @@ def test_fingerprint_tells_runs_apart_and_takes_any_tensor() -> None:
                        torch.ones(2, dtype=torch.bfloat16))  # 0-dim and 2-byte tensors, as in optimizer states
     assert base == fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
                                torch.ones(2, dtype=torch.bfloat16))
-    other = PretrainConfig(**{**PRETRAIN.__dict__, "kgc_lr": 0.5})
+    other = pretrain_config(**{**PRETRAIN.__dict__, "kgc_lr": 0.5})
     assert base != fingerprint("pretrain", other, 0, torch.tensor(3.0), {"step": torch.tensor(1)},
                                torch.ones(2, dtype=torch.bfloat16))
     assert base != fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.5), {"step": torch.tensor(1)},

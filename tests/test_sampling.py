@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from configs import model_config, pretrain_config, train_config
+from dhns.training.objective import build_objective
 from dhns.sampling import BernoulliSampler, UniformSampler, make_sampler
 from dhns.sampling.negatives import KeySet, prime_at_least
 
@@ -78,7 +80,7 @@ def test_each_classic_sampler_is_a_choice_of_sides_and_of_negative_weights(monke
     """bernoulli_self_adversarial draws Bernoulli's sides and weighs them like self_adversarial (temperature)."""
     from dhns.config import PretrainConfig
 
-    config = PretrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    config = pretrain_config(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7 if weighted else None}
 
 
@@ -87,27 +89,27 @@ def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(
     """dhns keeps the reference's uniform sides; bernoulli_dhns puts the same generated negatives on Bernoulli's."""
     from dhns.config import TrainConfig
 
-    config = TrainConfig(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    config = train_config(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7}
 
 
 def first_step_of(monkeypatch, config) -> dict:
-    """The sampler class and temperature train_kgc hands its first step, for `config.sampler` on a tiny graph."""
+    """The sampler class and temperature of the objective train_kgc hands its step, built as the stages build it."""
     from dhns.training import kgc as training
     from dhns.config import ModelConfig
     from dhns.models.kgc import KGCModel
 
     seen = {}
 
-    def capture(model, optimizer, sampler, sample_rng, temperature, *rest):
-        seen.update(sampler=type(sampler), temperature=temperature)
+    def capture(model, optimizer, objective, sample_rng, *rest):
+        seen.update(sampler=type(objective.sampler), temperature=objective.adversarial_temperature)
         raise StopIteration
 
     monkeypatch.setattr(training, "_make_step", capture)
     triples = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 3]])
     with pytest.raises(StopIteration):
-        training.train_kgc(KGCModel(ModelConfig(embedding_dim=4), 4, 2), triples, triples, None,
-                           make_sampler(config.negatives.corruption, triples, 4, 2, 2), config)
+        training.train_kgc(KGCModel(model_config(embedding_dim=4), 4, 2), triples, triples, None,
+                           build_objective(config, triples, 4, 2), config)
     return seen
 
 
@@ -121,7 +123,7 @@ def test_each_axis_set_in_params_overrides_the_sampler_preset(monkeypatch, setti
     """Corruption, weighting and generated negatives are independent settings; a preset only fills the unset ones."""
     from dhns.config import TrainConfig
 
-    config = TrainConfig(**settings, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
+    config = train_config(**settings, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": temperature}
     assert config.negatives.uses_generator == (settings["sampler"] == "dhns")
 
@@ -131,10 +133,10 @@ def test_presets_name_distinct_schemes_and_generated_negatives_are_train_only():
 
     assert len(set(SAMPLER_PRESETS.values())) == len(SAMPLER_PRESETS)
     assert set(SAMPLER_NAMES) == {"uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial"}
-    assert TrainConfig(sampler="uniform", generated_negatives="dhns").negatives.uses_generator
-    assert not TrainConfig(sampler="dhns", generated_negatives="none").negatives.uses_generator
+    assert train_config(sampler="uniform", generated_negatives="dhns").negatives.uses_generator
+    assert not train_config(sampler="dhns", generated_negatives="none").negatives.uses_generator
     with pytest.raises(ValueError, match="pretrain.sampler: 'dhns' is not one of"):
-        PretrainConfig(sampler="dhns")
+        pretrain_config(sampler="dhns")
     with pytest.raises(ValueError, match="train.corruption: 'sideways' is not one of"):
-        TrainConfig(corruption="sideways")
+        train_config(corruption="sideways")
 

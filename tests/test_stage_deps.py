@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dhns.stage_deps import check_stages, covers, import_closure, load_stages, minimal_deps, stage_script
+import pytest
+
+from dhns.stage_deps import (DynamicImportError, check_stages, covers, import_closure, load_stages, minimal_deps,
+                             stage_script)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,3 +71,48 @@ def test_stage_script_is_read_from_the_command() -> None:
     assert stage_script("python stages/train.py") == "stages/train.py"
     assert stage_script("python3 -u stages/x.py --a b") == "stages/x.py"
     assert stage_script("make thing") is None
+
+
+def write_dynamic_package(src: Path, loader: str) -> Path:
+    """A package whose only way to `pkg.plugin` (and on to `pkg.deep`) is `loader`, a line of `pkg/load.py`."""
+    pkg = src / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "plugin.py").write_text("import importlib as il\n\nDEEP = il.import_module('pkg.deep')\n")
+    (pkg / "deep.py").write_text("")
+    (pkg / "unused.py").write_text("import importlib\nimportlib.import_module(__name__ + '.x')  # never reached\n")
+    (pkg / "load.py").write_text(f"import importlib\nfrom importlib import import_module as load\n\n\ndef f(name):\n"
+                                 f"    return {loader}\n")
+    script = src.parent / "stages" / "run.py"
+    script.parent.mkdir()
+    script.write_text("from pkg import load\n")
+    return script
+
+
+@pytest.mark.parametrize("loader", [
+    'importlib.import_module("pkg.sub.plugin")',
+    'load("pkg.sub.plugin")',
+    'importlib.import_module(".plugin", package="pkg.sub")',
+    '__import__("pkg.sub.plugin")',
+    '__import__("pkg.sub", fromlist=["plugin"])',
+])
+def test_closure_follows_dynamic_imports_of_a_literal_name(tmp_path: Path, loader: str) -> None:
+    src = tmp_path / "src"
+    script = write_dynamic_package(src, loader)
+    names = sorted(path.relative_to(src).as_posix() for path in import_closure(script, src, package="pkg"))
+    assert names == ["pkg/__init__.py", "pkg/deep.py", "pkg/load.py", "pkg/sub/__init__.py", "pkg/sub/plugin.py"]
+
+
+@pytest.mark.parametrize("loader", [
+    "importlib.import_module(name)",
+    'load(f"pkg.{name}")',
+    'importlib.import_module(".plugin", package=name)',
+    "__import__(name)",
+    '__import__("pkg", fromlist=[name])',
+])
+def test_closure_refuses_a_dynamic_import_of_a_computed_name(tmp_path: Path, loader: str) -> None:
+    src = tmp_path / "src"
+    script = write_dynamic_package(src, loader)
+    with pytest.raises(DynamicImportError, match=rf"{src / 'pkg' / 'load.py'}, line 6: .*computed at run time"):
+        import_closure(script, src, package="pkg")

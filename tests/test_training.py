@@ -5,11 +5,14 @@ import math
 import pytest
 import torch
 
+from configs import model_config, pretrain_config
+from dhns.training.objective import objective_for
 from dhns.config import ModelConfig, PretrainConfig
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.training.kgc import negative_weights, sigmoid_loss, train_kgc
+from dhns.training.kgc import train_kgc
+from dhns.training.objective import negative_weights, sigmoid_loss
 
 
 def test_sigmoid_loss_by_hand():
@@ -55,12 +58,12 @@ def test_every_scorer_learns_a_functional_graph(name):
     num_entities = num_sources * (1 + num_relations)
     triples = functional_graph(num_sources, num_relations)
     margin = 0.0 if name == "distmult" else 6.0
-    model = KGCModel(ModelConfig(name=name, embedding_dim=32, margin=margin), num_entities, num_relations)
-    config = PretrainConfig(sampler="self_adversarial", num_negatives=16, batch_size=40, kgc_lr=0.02,
+    model = KGCModel(model_config(name=name, embedding_dim=32, margin=margin), num_entities, num_relations)
+    config = pretrain_config(sampler="self_adversarial", num_negatives=16, batch_size=40, kgc_lr=0.02,
                             num_epochs=150, eval_every=50, patience=0)
     sampler = make_sampler(config.negatives.corruption, triples, num_entities, num_relations, config.num_negatives)
     index = build_filter_index(triples, num_entities)
-    train_kgc(model, triples, triples, index, sampler, config, seed=0)
+    train_kgc(model, triples, triples, index, objective_for(config, sampler), config, seed=0)
     metrics = evaluate_link_prediction(model, triples, index)
     assert metrics["both"]["realistic"]["mrr"] > 0.9, metrics["both"]["realistic"]
 
@@ -69,20 +72,20 @@ def test_untrained_model_is_near_random():
     """Guards the sanity test above: without training the same graph scores far below 0.9."""
     torch.manual_seed(0)
     triples = functional_graph(20, 3)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=32, margin=6.0), 80, 3).eval()
+    model = KGCModel(model_config(name="transe", embedding_dim=32, margin=6.0), 80, 3).eval()
     metrics = evaluate_link_prediction(model, triples, build_filter_index(triples, 80))
     assert metrics["both"]["realistic"]["mrr"] < 0.3
 
 
 def test_training_is_deterministic_for_a_seed():
     triples = functional_graph(10, 1)
-    config = PretrainConfig(num_negatives=4, batch_size=16, num_epochs=3, eval_every=3, patience=0)
+    config = pretrain_config(num_negatives=4, batch_size=16, num_epochs=3, eval_every=3, patience=0)
 
     def run() -> dict:
         torch.manual_seed(0)
-        model = KGCModel(ModelConfig(name="rotate", embedding_dim=8), 20, 2)
+        model = KGCModel(model_config(name="rotate", embedding_dim=8), 20, 2)
         sampler = make_sampler(config.negatives.corruption, triples, 20, 2, config.num_negatives)
-        return train_kgc(model, triples, triples, build_filter_index(triples, 20), sampler, config, seed=3).history
+        return train_kgc(model, triples, triples, build_filter_index(triples, 20), objective_for(config, sampler), config, seed=3).history
 
     first, second = run(), run()
     assert [r["loss"] for r in first] == [r["loss"] for r in second]
@@ -99,13 +102,13 @@ def test_seeded_multimodal_training_is_bit_identical_at_a_scale_that_uses_thread
                            torch.randint(0, num_relations, (4000,), generator=generator),
                            torch.randint(0, num_entities, (4000,), generator=generator)], dim=1)
     features = {"text": (torch.randn(num_entities, 24, generator=generator), torch.ones(num_entities, dtype=torch.bool))}
-    config = PretrainConfig(num_negatives=32, batch_size=1000, num_epochs=2, eval_every=2, patience=0)
+    config = pretrain_config(num_negatives=32, batch_size=1000, num_epochs=2, eval_every=2, patience=0)
 
     def run() -> dict:
         seed_everything(0)
-        model = KGCModel(ModelConfig(name="transe", embedding_dim=64), num_entities, num_relations, features)
+        model = KGCModel(model_config(name="transe", embedding_dim=64), num_entities, num_relations, features)
         sampler = make_sampler(config.negatives.corruption, triples, num_entities, num_relations, config.num_negatives)
-        train_kgc(model, triples, triples[:200], build_filter_index(triples, num_entities), sampler, config, seed=0)
+        train_kgc(model, triples, triples[:200], build_filter_index(triples, num_entities), objective_for(config, sampler), config, seed=0)
         return model.state_dict()
 
     first, second = run(), run()
@@ -135,12 +138,12 @@ def test_bf16_training_matches_fp32_within_noise():
     results = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        model = KGCModel(ModelConfig(name="distmult", embedding_dim=16, margin=0.0), num_entities, 2, {"text": text})
-        config = PretrainConfig(sampler="self_adversarial", num_negatives=8, batch_size=12, kgc_lr=0.05,
+        model = KGCModel(model_config(name="distmult", embedding_dim=16, margin=0.0), num_entities, 2, {"text": text})
+        config = pretrain_config(sampler="self_adversarial", num_negatives=8, batch_size=12, kgc_lr=0.05,
                                 num_epochs=60, eval_every=60, patience=0, precision=precision)
         sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
         index = build_filter_index(triples, num_entities)
-        result = train_kgc(model, triples, triples, index, sampler, config, seed=0)
+        result = train_kgc(model, triples, triples, index, objective_for(config, sampler), config, seed=0)
         results[precision] = (evaluate_link_prediction(model, triples, index)["both"]["realistic"]["mrr"],
                               result.history[-1]["loss"])
     (mrr32, loss32), (mrr16, loss16) = results["fp32"], results["bf16"]
@@ -168,14 +171,14 @@ def train_with_snapshots(config):
     """Real training steps on a tiny graph; returns the result, the final parameters and every epoch's."""
     torch.manual_seed(0)
     triples = functional_graph(10, 1)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=8), 20, 1)
+    model = KGCModel(model_config(name="transe", embedding_dim=8), 20, 1)
     sampler = make_sampler(config.negatives.corruption, triples, 20, 1, config.num_negatives)
     snapshots = {}
 
     def on_epoch(record):
         snapshots[record["epoch"]] = {key: value.detach().clone() for key, value in model.state_dict().items()}
 
-    result = train_kgc(model, triples, triples, build_filter_index(triples, 20), sampler, config, seed=0,
+    result = train_kgc(model, triples, triples, build_filter_index(triples, 20), objective_for(config, sampler), config, seed=0,
                        on_epoch=on_epoch)
     return result, model.state_dict(), snapshots
 
@@ -188,7 +191,7 @@ def same_state(first, second):
 def test_early_stopping_stops_within_patience_of_the_peak_and_restores_the_best_parameters(monkeypatch, eval_every):
     patience = 2
     calls = scripted_validation(monkeypatch, [0.2, 0.5, 0.4, 0.3, 0.1])
-    config = PretrainConfig(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=30, eval_every=eval_every,
+    config = pretrain_config(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=30, eval_every=eval_every,
                             patience=patience)
     result, final, snapshots = train_with_snapshots(config)
 
@@ -208,7 +211,7 @@ def test_early_stopping_stops_within_patience_of_the_peak_and_restores_the_best_
 
 def test_patience_zero_never_stops_early(monkeypatch):
     calls = scripted_validation(monkeypatch, [0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01])
-    config = PretrainConfig(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=8, eval_every=1, patience=0)
+    config = pretrain_config(num_negatives=4, batch_size=8, kgc_lr=0.05, num_epochs=8, eval_every=1, patience=0)
     result, final, snapshots = train_with_snapshots(config)
 
     assert result.epochs_run == 8 and len(result.history) == 8 and len(calls) == 8

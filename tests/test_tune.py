@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from configs import deep_merge, model_config, repo_raw
 from dhns import tune
 from stage_project import write_stage_project
 
@@ -21,13 +22,22 @@ def test_grid_cells_are_the_product_of_the_axes_with_yaml_values():
 
 
 def test_a_cell_gets_the_scorers_preset_under_its_overrides():
-    raw = {"model": {"name": "transe"}, "pretrain": {"patience": 1},
-           "scorers": {"distmult": {"pretrain": {"kgc_lr": 0.02, "regularizer": "n3"}}}}
+    raw = deep_merge(repo_raw(), {"model": {"name": "transe"}, "pretrain": {"patience": 1},
+                                  "scorers": {"distmult": {"pretrain": {"kgc_lr": 0.02, "regularizer": "n3"}}}})
     params = tune.cell_params(raw, "distmult", {"pretrain.regularization": 0.5})
     assert params.model.name == "distmult"
     assert (params.pretrain.kgc_lr, params.pretrain.regularizer, params.pretrain.regularization) == (0.02, "n3", 0.5)
     assert params.pretrain.patience == 1
     assert raw["model"]["name"] == "transe"  # the caller's mapping is untouched
+
+
+def test_a_cell_goes_through_the_stages_complete_params_check():
+    """A tuning cell must be refused exactly where a stage would be: no setting left to a default in code."""
+    raw = repo_raw()
+    del raw["scorers"]["rotate"]["pretrain"]["adversarial_temperature"]
+    tune.cell_params(raw, "transe", {})  # transe's settings are all there
+    with pytest.raises(ValueError, match=r"missing setting\(s\) pretrain.adversarial_temperature \(for model.name 'rotate'\)"):
+        tune.cell_params(raw, "rotate", {})
 
 
 def test_cells_land_as_lines_and_a_rerun_skips_them(tmp_path, monkeypatch):
@@ -67,7 +77,7 @@ def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
                            hardness_levels=[{"step": 1, "weight": 1.0, "margin": 0.5}])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     torch.manual_seed(0)
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, use_features=False), NUM_ENTITIES, NUM_RELATIONS)
+    model = KGCModel(model_config(name="transe", embedding_dim=8, use_features=False), NUM_ENTITIES, NUM_RELATIONS)
     save_model(model, tmp_path / "models" / "pretrain")
     save_generator(build_generator(model, 3, 1e-4, 0.02), tmp_path / "models" / "diffusion")
     monkeypatch.chdir(tmp_path)

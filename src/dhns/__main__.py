@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from dhns import predict
-from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
+from dhns.pipeline.paths import FEATURES_DIR, PREPARED_DIR
 
 PROG = "python -m dhns"
 EXIT_BAD_INPUT = 2  # argparse's code for usage errors; bad names and missing data are the same kind of mistake

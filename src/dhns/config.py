@@ -1,11 +1,14 @@
 """Typed, validated views of `params.yaml`: one frozen dataclass per stage section.
 
 Unknown keys and out-of-range values fail loudly at load time, so a typo in `dvc exp run -S` never
-silently falls back to a default.
+silently falls back to a default. No field has a default in code: params.yaml is the one source of every
+value, so the stages, `dhns.tune` and the benchmark cannot disagree with it (each reads a params file;
+`load_params(overrides=...)` changes the few values a tool sets itself, by name).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -16,6 +19,11 @@ from typing import Any, Mapping, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """A params file or value the stages refuse; its message names the setting (a stage prints it as one line)."""
+
 
 MODEL_NAMES = ("transe", "distmult", "rotate")
 CORRUPTIONS = ("uniform", "bernoulli")  # which side a negative replaces: 50/50 (Bordes 2013) | per relation (Wang 2014)
@@ -29,9 +37,26 @@ SPARSE_OPTIMIZERS = ("lazy_adam", "row_adagrad")  # sparse entity-table gradient
 PRECISIONS = ("fp32", "tf32", "bf16", "auto")  # auto: bf16 where the device has it natively (dhns.training.kgc)
 REGULARIZERS = ("l2", "n3")
 HARD_LOSS_FORMS = ("reference", "per_view")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolRules:
+    """What `train.protocol` decides, decoded here once: the stages, the train stage's starting point and
+    the objective read these flags and never compare the protocol's name."""
+
+    starts_from_pretrained: bool  # train continues from models/pretrain (and models/diffusion's generator)
+    generator_trains_first: bool  # the generator takes a step on each batch before the KGC step
+    skipped_stages: tuple[str, ...]  # stages with nothing to do: they write outputs that say why
+
+
 # finetune: NTAT continues from the pretrained model and the trained generator (this project's grid);
 # joint: the paper's protocol, the KGC model and the generator from random initialisation, trained together
-PROTOCOLS = ("finetune", "joint")
+PROTOCOL_RULES: dict[str, ProtocolRules] = {
+    "finetune": ProtocolRules(starts_from_pretrained=True, generator_trains_first=False, skipped_stages=()),
+    "joint": ProtocolRules(starts_from_pretrained=False, generator_trains_first=True,
+                           skipped_stages=("pretrain", "diffusion")),
+}
+PROTOCOLS = tuple(PROTOCOL_RULES)
 IMAGE_BACKENDS = ("clip", "vit")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
@@ -80,22 +105,22 @@ def preset_of(scheme: NegativeScheme) -> str | None:
 
 def _check_choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"params {section}.{key}: {value!r} is not one of {', '.join(allowed)}")
+        raise ParamsError(f"params {section}.{key}: {value!r} is not one of {', '.join(allowed)}")
 
 
 def _check_positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"params {section}.{key}: {value!r} must be {bound}")
+        raise ParamsError(f"params {section}.{key}: {value!r} must be {bound}")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "MKG-Y"  # folder under data/raw/
-    drop_leaked: bool = True  # remove valid/test triples already in train (DB15K's valid leaks thousands)
-    valid_from_train: int = 3000  # train triples held out for validation when the file's split is too small
-    valid_file_min: int = 1000  # the file's validation split (after drop_leaked) is used if it has this many
-    valid_seed: int = 0  # seeds that sample; not `seed`, so a seed sweep keeps one validation split (and features)
+    dataset: str  # folder under data/raw/
+    drop_leaked: bool  # remove valid/test triples already in train (DB15K's valid leaks thousands)
+    valid_from_train: int  # train triples held out for validation when the file's split is too small
+    valid_file_min: int  # the file's validation split (after drop_leaked) is used if it has this many
+    valid_seed: int  # seeds that sample; not `seed`, so a seed sweep keeps one validation split (and features)
 
     def __post_init__(self) -> None:
         _check_positive("data", "valid_from_train", self.valid_from_train, allow_zero=True)
@@ -114,14 +139,14 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FeaturesConfig:
-    text_encoder: str = "minilm"  # "minilm" (shipped offline), a local folder, or a hub model id
-    text_batch_size: int = 128
-    text_max_length: int = 64  # tokens per entity text
-    image_backend: str = "clip"  # clip (open_clip) | vit (transformers)
-    image_model: str = "ViT-B-32"  # open_clip architecture, or a ViT folder / model id
-    image_pretrained: str = ""  # clip: open_clip tag or weights file (required); vit: ""; "random": opt-in random init
-    image_batch_size: int = 32
-    import_dir: str = ""  # folder with {DATASET}-visual.pth / {DATASET}-textual.pth to use instead
+    text_encoder: str  # "minilm" (shipped offline), a local folder, or a hub model id
+    text_batch_size: int
+    text_max_length: int  # tokens per entity text
+    image_backend: str  # clip (open_clip) | vit (transformers)
+    image_model: str  # open_clip architecture, or a ViT folder / model id
+    image_pretrained: str  # clip: open_clip tag or weights file (required); vit: ""; "random": opt-in random init
+    image_batch_size: int
+    import_dir: str  # folder with {DATASET}-visual.pth / {DATASET}-textual.pth to use instead
 
     def __post_init__(self) -> None:
         _check_choice("features", "image_backend", self.image_backend, IMAGE_BACKENDS)
@@ -131,10 +156,10 @@ class FeaturesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    name: str = "transe"  # transe | distmult | rotate
-    embedding_dim: int = 200  # RotatE entities are complex: 2 * embedding_dim real numbers
-    margin: float = 9.0  # gamma in gamma - distance (TransE, RotatE); unused by DistMult
-    use_features: bool = True  # fuse text/image features with the structural embedding
+    name: str  # transe | distmult | rotate
+    embedding_dim: int  # RotatE entities are complex: 2 * embedding_dim real numbers
+    margin: float  # gamma in gamma - distance (TransE, RotatE); unused by DistMult
+    use_features: bool  # fuse text/image features with the structural embedding
 
     def __post_init__(self) -> None:
         _check_choice("model", "name", self.name, MODEL_NAMES)
@@ -144,26 +169,26 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    sampler: str = "self_adversarial"  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
-    corruption: str = FROM_SAMPLER  # uniform | bernoulli; "" = the sampler's
-    weighting: str = FROM_SAMPLER  # uniform | self_adversarial; "" = the sampler's
-    num_negatives: int = 64
-    adversarial_temperature: float = 1.0  # only where the weighting is self_adversarial
-    batch_size: int = 1024
-    kgc_lr: float = 0.005
-    regularization: float = 0.0  # weight of `regularizer` on the embeddings a batch touches
-    regularizer: str = "l2"  # l2: mean squared entry | n3: mean over triples of sum |x|^3 of h, r, t (Lacroix 2018)
-    num_epochs: int = 50  # the budget; early stopping (patience) usually ends a run before it
-    eval_every: int = 5  # epochs between validation passes
-    patience: int = 3  # validation passes without improvement before stopping; 0 = never stop early
-    eval_batch_size: int = 256
-    max_grad_norm: float = 0.0  # clip the gradient's global L2 norm to this; 0 = no clipping
-    checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
-    num_processes: int = 1  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
-    precision: str = "fp32"  # fp32 | tf32 (CUDA matmuls) | bf16 (autocast) for the training steps
+    sampler: str  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
+    corruption: str  # uniform | bernoulli; "" = the sampler's
+    weighting: str  # uniform | self_adversarial; "" = the sampler's
+    num_negatives: int
+    adversarial_temperature: float  # only where the weighting is self_adversarial
+    batch_size: int
+    kgc_lr: float
+    regularization: float  # weight of `regularizer` on the embeddings a batch touches
+    regularizer: str  # l2: mean squared entry | n3: mean over triples of sum |x|^3 of h, r, t (Lacroix 2018)
+    num_epochs: int  # the budget; early stopping (patience) usually ends a run before it
+    eval_every: int  # epochs between validation passes
+    patience: int  # validation passes without improvement before stopping; 0 = never stop early
+    eval_batch_size: int
+    max_grad_norm: float  # clip the gradient's global L2 norm to this; 0 = no clipping
+    checkpoint_every: int  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
+    num_processes: int  # > 1: data-parallel over this many processes (torchrun, one per GPU or CPU gloo)
+    precision: str  # fp32 | tf32 (CUDA matmuls) | bf16 (autocast) for the training steps
     # adam (dense: every entity row, every step) | lazy_adam | row_adagrad (only the rows a batch touches)
-    optimizer: str = "adam"
-    row_adagrad_lr: float = 0.1  # the entity table's step size under row_adagrad (Adagrad's scale); others keep kgc_lr
+    optimizer: str
+    row_adagrad_lr: float  # the entity table's step size under row_adagrad (Adagrad's scale); others keep kgc_lr
 
     def __post_init__(self) -> None:
         self._check_common("pretrain", SAMPLER_NAMES)
@@ -226,9 +251,9 @@ class ReverseChain:
 
     def __post_init__(self) -> None:
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
-            raise ValueError(f"params chain stride: expected an integer >= 0 (0 = only the kept steps), got {self.stride!r}")
+            raise ParamsError(f"params chain stride: expected an integer >= 0 (0 = only the kept steps), got {self.stride!r}")
         if not 0.0 <= self.eta <= 1.0:
-            raise ValueError(f"params chain eta: expected a number in [0, 1], got {self.eta!r}")
+            raise ParamsError(f"params chain eta: expected a number in [0, 1], got {self.eta!r}")
 
     @property
     def is_full(self) -> bool:
@@ -248,29 +273,25 @@ STRIDED_CHAIN = ReverseChain(stride=0, eta=1.0)  # only the steps the hardness l
 class TrainConfig(PretrainConfig):
     """NTAT: continue from the pretrained model; `dhns` adds mu * the hardness-adaptive loss on generated negatives."""
 
-    protocol: str = "finetune"  # PROTOCOLS: finetune (from the pretrained model) | joint (from scratch, the paper's)
-    sampler: str = "dhns"  # a pretrain sampler, or dhns / bernoulli_dhns (self-adversarial base + generated negatives)
-    generated_negatives: str = FROM_SAMPLER  # none | dhns; "" = the sampler's
-    num_epochs: int = 5
-    eval_every: int = 1
-    patience: int = 2
-    kgc_lr: float = 0.001
-    hard_loss_weight: float = 0.01  # mu
-    hard_loss: str = "reference"  # reference (the authors' NTAT loss) | per_view (each semantic level apart)
-    distmult_hard_margin: float = 0.0  # delta: DistMult's stand-in for gamma in the hard margins; 0 = reference
-    hardness_levels: tuple[HardnessLevel, ...] = REFERENCE_HARDNESS_LEVELS
-    joint_generator: bool = False  # also update the generator each batch, with its own optimizer
-    generator_lr: float = 0.001  # for joint_generator
-    diffusion_loss: str = "l1"  # for joint_generator
-    chain_stride: int = 0  # reverse chain: 0 = only the kept steps; 1 = every DDPM step; n = jumps of at most n steps
-    chain_eta: float = 1.0  # the strided chain's noise: 1 = DDPM's posterior variance, 0 = deterministic
+    protocol: str  # PROTOCOLS: finetune (from the pretrained model) | joint (from scratch, the paper's)
+    sampler: str  # a pretrain sampler, or dhns / bernoulli_dhns (self-adversarial base + generated negatives)
+    generated_negatives: str  # none | dhns; "" = the sampler's
+    hard_loss_weight: float  # mu
+    hard_loss: str  # reference (the authors' NTAT loss) | per_view (each semantic level apart)
+    distmult_hard_margin: float  # delta: DistMult's stand-in for gamma in the hard margins; 0 = reference
+    hardness_levels: tuple[HardnessLevel, ...]
+    joint_generator: bool  # also update the generator each batch, with its own optimizer
+    generator_lr: float  # for joint_generator
+    diffusion_loss: str  # for joint_generator
+    chain_stride: int  # reverse chain: 0 = only the kept steps; 1 = every DDPM step; n = jumps of at most n steps
+    chain_eta: float  # the strided chain's noise: 1 = DDPM's posterior variance, 0 = deterministic
 
     def __post_init__(self) -> None:
         self._check_common("train", TRAIN_SAMPLER_NAMES)
         try:
             self.chain
         except ValueError as error:
-            raise ValueError(str(error).replace("params chain ", "params train.chain_")) from None
+            raise ParamsError(str(error).replace("params chain ", "params train.chain_")) from None
         _check_choice("train", "protocol", self.protocol, PROTOCOLS)
         _check_choice("train", "generated_negatives", self.generated_negatives, (FROM_SAMPLER,) + GENERATED_NEGATIVES)
         _check_positive("train", "hard_loss_weight", self.hard_loss_weight, allow_zero=True)
@@ -279,7 +300,7 @@ class TrainConfig(PretrainConfig):
         _check_positive("train", "generator_lr", self.generator_lr)
         _check_choice("train", "diffusion_loss", self.diffusion_loss, DIFFUSION_LOSSES)
         if self.negatives.uses_generator and not self.hardness_levels:
-            raise ValueError("params train.hardness_levels: generated negatives need at least one level")
+            raise ParamsError("params train.hardness_levels: generated negatives need at least one level")
 
     @property
     def negatives(self) -> NegativeScheme:
@@ -289,23 +310,27 @@ class TrainConfig(PretrainConfig):
     def chain(self) -> ReverseChain:
         return ReverseChain(self.chain_stride, self.chain_eta)
 
+    @property
+    def protocol_rules(self) -> ProtocolRules:
+        return PROTOCOL_RULES[self.protocol]
+
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionConfig:
-    num_diffusion_steps: int = 50  # T
-    beta_start: float = 1e-4  # linear beta schedule from beta_start to beta_end
-    beta_end: float = 0.02
-    loss: str = "l1"  # noise-prediction error: l1 (the reference) | l2
-    hidden_multiplier: int = 4  # denoiser MLP width = hidden_multiplier * entity width
-    num_epochs: int = 20
-    batch_size: int = 1024
-    generator_lr: float = 0.001
-    report_steps: tuple[int, ...] = (0, 5, 10, 25, 50)  # hardness levels (steps left) measured in metrics
-    report_triples: int = 500  # validation triples used for the hardness report
-    report_chains: tuple[ReverseChain, ...] = (FULL_CHAIN, STRIDED_CHAIN)  # reverse chains measured side by side
-    max_grad_norm: float = 0.0  # clip the denoisers' gradient norm to this; 0 = no clipping
-    checkpoint_every: int = 1  # epochs between resumable checkpoints in checkpoints/diffusion; 0 = none
-    precision: str = "fp32"  # fp32 | tf32 | bf16 for the denoisers' training steps
+    num_diffusion_steps: int  # T
+    beta_start: float  # linear beta schedule from beta_start to beta_end
+    beta_end: float
+    loss: str  # noise-prediction error: l1 (the reference) | l2
+    hidden_multiplier: int  # denoiser MLP width = hidden_multiplier * entity width
+    num_epochs: int
+    batch_size: int
+    generator_lr: float
+    report_steps: tuple[int, ...]  # hardness levels (steps left) measured in metrics
+    report_triples: int  # validation triples used for the hardness report
+    report_chains: tuple[ReverseChain, ...]  # reverse chains measured side by side
+    max_grad_norm: float  # clip the denoisers' gradient norm to this; 0 = no clipping
+    checkpoint_every: int  # epochs between resumable checkpoints in checkpoints/diffusion; 0 = none
+    precision: str  # fp32 | tf32 | bf16 for the denoisers' training steps
 
     def __post_init__(self) -> None:
         _check_choice("diffusion", "loss", self.loss, DIFFUSION_LOSSES)
@@ -316,19 +341,19 @@ class DiffusionConfig:
                     "batch_size", "generator_lr", "report_triples"):
             _check_positive("diffusion", key, getattr(self, key))
         if not self.beta_start <= self.beta_end < 1:
-            raise ValueError(f"params diffusion: need beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+            raise ParamsError(f"params diffusion: need beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
         labels = [chain.label for chain in self.report_chains]
         if not labels or len(set(labels)) != len(labels):
-            raise ValueError(f"params diffusion.report_chains: need at least one chain, each once, got {labels}")
+            raise ParamsError(f"params diffusion.report_chains: need at least one chain, each once, got {labels}")
         bad = [step for step in self.report_steps if not 0 <= step <= self.num_diffusion_steps]
         if bad or not self.report_steps:
-            raise ValueError(f"params diffusion.report_steps: need a non-empty list within [0, {self.num_diffusion_steps}], got {list(self.report_steps)}")
+            raise ParamsError(f"params diffusion.report_steps: need a non-empty list within [0, {self.num_diffusion_steps}], got {list(self.report_steps)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
-    batch_size: int = 256  # queries scored against all entities at once; bounds memory
-    tie_policy: str = "realistic"  # headline rank and model-selection policy
+    batch_size: int  # queries scored against all entities at once; bounds memory
+    tie_policy: str  # headline rank and model-selection policy
 
     def __post_init__(self) -> None:
         _check_choice("evaluate", "tie_policy", self.tie_policy, TIE_POLICIES)
@@ -337,50 +362,50 @@ class EvaluateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    data: DataConfig = DataConfig()
-    features: FeaturesConfig = FeaturesConfig()
-    model: ModelConfig = ModelConfig()
-    pretrain: PretrainConfig = PretrainConfig()
-    diffusion: DiffusionConfig = DiffusionConfig()
-    train: TrainConfig = TrainConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
+    seed: int
+    device: str  # auto | cpu | cuda | cuda:N | mps
+    data: DataConfig
+    features: FeaturesConfig
+    model: ModelConfig
+    pretrain: PretrainConfig
+    diffusion: DiffusionConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
 
     def __post_init__(self) -> None:
         # checked here, not when a stage picks its device, so a typo fails before any stage starts
         if not DEVICE_PATTERN.fullmatch(self.device):
-            raise ValueError(f"params device: {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+            raise ParamsError(f"params device: {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
     """Accept YAML's natural types for a field; reject anything that would change meaning."""
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"params {section}{key}: expected true/false, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected true/false, got {value!r}")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"params {section}{key}: expected an integer, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected an integer, got {value!r}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"params {section}{key}: expected a number, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected a number, got {value!r}")
         if not math.isfinite(value):  # YAML's .nan / .inf would slip past every range check
-            raise ValueError(f"params {section}{key}: expected a finite number, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected a finite number, got {value!r}")
         return float(value)
     if dataclasses.is_dataclass(annotation):
         return from_mapping(annotation, value, f"{section}{key}")
     if typing.get_origin(annotation) is tuple:
         item_type = typing.get_args(annotation)[0]
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"params {section}{key}: expected a list, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected a list, got {value!r}")
         return tuple(_coerce_item(section, key, index, item, item_type) for index, item in enumerate(value))
     if annotation is str:
         if value is None:
             return ""
         if not isinstance(value, str):
-            raise ValueError(f"params {section}{key}: expected a string, got {value!r}")
+            raise ParamsError(f"params {section}{key}: expected a string, got {value!r}")
         return value
     return value
 
@@ -391,25 +416,25 @@ def _coerce_item(section: str, key: str, index: int, value: Any, annotation: Any
         return _coerce(section, key, value, annotation)
     except ValueError as error:
         where = f"params {section}{key}"
-        raise ValueError(str(error).replace(where, f"{where}[{index}]", 1)) from None
+        raise ParamsError(str(error).replace(where, f"{where}[{index}]", 1)) from None
 
 
 def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, section: str = "") -> T:
     """Build dataclass `cls` from a YAML mapping, recursing into nested sections."""
     mapping = {} if mapping is None else mapping
     if not isinstance(mapping, Mapping):
-        raise ValueError(f"params {section or 'file'}: expected a mapping, got {mapping!r}")
+        raise ParamsError(f"params {section or 'file'}: expected a mapping, got {mapping!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(mapping) - fields)
     prefix = f"{section}." if section else ""
     if unknown:
-        raise ValueError(f"params {prefix.rstrip('.') or 'file'}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+        raise ParamsError(f"params {prefix.rstrip('.') or 'file'}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
     required = {f.name for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     missing = sorted(required - set(mapping))
     if missing:
-        raise ValueError(f"params {prefix.rstrip('.') or 'file'}: missing key(s) {missing}")
+        raise ParamsError(f"params {prefix.rstrip('.') or 'file'}: missing key(s) {missing}")
     values = {}
     for key, value in mapping.items():
         annotation = hints[key]
@@ -437,35 +462,37 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     merged = dict(raw or {})
     scorers = merged.pop("scorers", None) or {}
     if not isinstance(scorers, Mapping):
-        raise ValueError(f"params scorers: expected a mapping of scorer name to settings, got {scorers!r}")
+        raise ParamsError(f"params scorers: expected a mapping of scorer name to settings, got {scorers!r}")
     for name, settings in scorers.items():
         _check_choice("scorers", "<name>", name, MODEL_NAMES)
         settings = settings or {}
         if not isinstance(settings, Mapping) or not set(settings) <= set(SCORER_SECTIONS):
-            raise ValueError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)}, got {settings!r}")
-        for section, values in settings.items():
-            _validate_preset(name, section, values or {})
+            raise ParamsError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)}, got {settings!r}")
+    resolved = dict(merged)
     model = merged.get("model") or {}
-    name = model.get("name", ModelConfig.name) if isinstance(model, Mapping) else ModelConfig.name
+    name = model.get("name") if isinstance(model, Mapping) else None  # none: the complete check names it
     for section, values in (scorers.get(name) or {}).items():
         own = merged.get(section) or {}
         if not isinstance(own, Mapping):
-            raise ValueError(f"params {section}: expected a mapping, got {own!r}")
+            raise ParamsError(f"params {section}: expected a mapping, got {own!r}")
         if section == "train":
             plain = _train_preset(values or {}, own)
         else:
             plain = dict(values or {})
-        merged[section] = {**plain, **own}
-    return merged
+        resolved[section] = {**plain, **own}
+    for name, settings in scorers.items():  # each checked on top of the selected scorer's sections
+        for section, values in (settings or {}).items():
+            _validate_preset(name, section, values or {}, resolved.get(section))
+    return resolved
 
 
 def _train_preset(values: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
     """A scorer's train preset for the selected protocol and hard-loss form, later layers winning: the plain
     keys, the form's block, then (under `protocol: joint`) the joint block's plain keys and its form's block."""
     plain, by_form, joint = _split_form_presets(values)
-    protocol = own.get("protocol", plain.get("protocol", TrainConfig.protocol))
+    protocol = own.get("protocol", plain.get("protocol"))
     joint_plain, joint_forms, _ = _split_form_presets(joint) if protocol == "joint" else ({}, {}, {})
-    form = own.get("hard_loss", joint_plain.get("hard_loss", plain.get("hard_loss", TrainConfig.hard_loss)))
+    form = own.get("hard_loss", joint_plain.get("hard_loss", plain.get("hard_loss")))
     return {**plain, **by_form.get(form, {}), **joint_plain, **joint_forms.get(form, {})}
 
 
@@ -484,50 +511,118 @@ def _form_candidates(where: str, base: Mapping[str, Any], by_form: Mapping[str, 
     candidates = []
     for form, block in by_form.items():
         if not isinstance(block, Mapping) or "hard_loss" in block:
-            raise ValueError(f"params {where}.{form}: expected a mapping of train settings for the {form} form "
+            raise ParamsError(f"params {where}.{form}: expected a mapping of train settings for the {form} form "
                              f"(without hard_loss), got {block!r}")
         candidates.append((f"{where}.{form}", {**base, **block, "hard_loss": form}))
     return candidates
 
 
-def _validate_preset(name: str, section: str, values: Mapping[str, Any]) -> None:
+def _validate_preset(name: str, section: str, values: Mapping[str, Any], base: Any) -> None:
+    """Check a scorer's preset (each form and joint block too) as the section it would become: on top of
+    `base`, the section as resolved for the selected scorer; where that is incomplete, each value alone."""
     if not isinstance(values, Mapping):
-        raise ValueError(f"params scorers.{name}.{section}: expected a mapping, got {values!r}")
+        raise ParamsError(f"params scorers.{name}.{section}: expected a mapping, got {values!r}")
     plain, by_form, joint = _split_form_presets(values) if section == "train" else (dict(values), {}, {})
     candidates = [(f"scorers.{name}.{section}", plain)] + _form_candidates(f"scorers.{name}.train", plain, by_form)
     if joint:
         where = f"scorers.{name}.train.joint"
         if not isinstance(joint, Mapping) or "protocol" in joint:
-            raise ValueError(f"params {where}: expected a mapping of train settings for the joint protocol "
+            raise ParamsError(f"params {where}: expected a mapping of train settings for the joint protocol "
                              f"(without protocol), got {joint!r}")
         joint_plain, joint_forms, nested = _split_form_presets(joint)
         if nested:
-            raise ValueError(f"params {where}: a joint block cannot hold another")
-        base = {**plain, **joint_plain, "protocol": "joint"}
-        candidates += [(where, base)] + _form_candidates(where, base, joint_forms)
+            raise ParamsError(f"params {where}: a joint block cannot hold another")
+        joint_base = {**plain, **joint_plain, "protocol": "joint"}
+        candidates += [(where, joint_base)] + _form_candidates(where, joint_base, joint_forms)
+    cls = SCORER_SECTIONS[section]
+    base = base if isinstance(base, Mapping) else {}
+    required = {field.name for field in dataclasses.fields(cls)}
     for where, mapping in candidates:
         try:
-            from_mapping(SCORER_SECTIONS[section], mapping, where)
+            if required <= set(base) | set(mapping):
+                from_mapping(cls, {**base, **mapping}, where)
+            else:
+                _check_values(cls, mapping, where)
         except ValueError as error:  # range checks name the plain section: say which preset it came from
-            raise ValueError(str(error).replace(f"params {section}.", f"params {where}.", 1)) from None
+            if _fails_alike(cls, base, section, error):
+                continue  # the stage's own section is at fault: resolving it names that section
+            raise ParamsError(str(error).replace(f"params {section}.", f"params {where}.", 1)) from None
 
 
-def load_params(path: str | Path = "params.yaml", *, complete: bool = True) -> Params:
-    """Read and validate the whole params file (each stage then uses only its own sections).
+def _fails_alike(cls: type, base: Mapping[str, Any], section: str, error: ValueError) -> bool:
+    """Whether `base` alone fails with the same problem (a bad value of its own, not the preset's)."""
+    try:
+        from_mapping(cls, base, section)
+    except ValueError as own:
+        return str(own).split(":", 1)[-1] == str(error).split(":", 1)[-1]
+    return False
 
-    `complete` (what the stages use) also refuses a file that leaves any setting to a default in code;
-    `complete=False` reads a partial file, for tools and tests that only care about some sections.
+
+def _check_values(cls: type, mapping: Mapping[str, Any], section: str) -> None:
+    """Each value of a partial section: a known key of the type it must have (ranges need the whole section)."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(mapping) - set(hints))
+    if unknown:
+        raise ParamsError(f"params {section}: unknown key(s) {unknown}; allowed: {sorted(hints)}")
+    for key, value in mapping.items():
+        _coerce(f"{section}.", key, value, hints[key])
+
+
+def load_params(path: str | Path = "params.yaml", *, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read and validate the whole params file (each stage then uses only its own sections); a file that
+    leaves any setting out is refused, naming it.
+
+    `overrides` ({"model.name": "distmult", ...}) set values by dotted name before anything is resolved, as
+    `dvc exp run -S` would: how the benchmark times another scorer under the same file.
     """
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot read the params file ({error.strerror or error})") from None
+    except yaml.YAMLError as error:  # its problem_mark says where: "line 12, column 3"
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamsError(f"{path}{where}: not valid YAML ({problem})") from None
+    except UnicodeDecodeError as error:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    return resolve_params(with_overrides(raw, overrides or {}), str(path))
+
+
+def with_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:
+    """A copy of params data with each dotted key (`train.precision`, `scorers.transe.model.margin`) set."""
+    if not overrides:
+        return raw
     if raw is not None and not isinstance(raw, Mapping):
-        raise ValueError(f"params file: expected a mapping, got {raw!r}")
+        return raw  # resolve_params names the problem
+    result = copy.deepcopy(dict(raw or {}))
+    for dotted, value in overrides.items():
+        *sections, key = dotted.split(".")
+        node = result
+        for section in sections:
+            child = node.get(section)
+            if child is None:
+                child = node[section] = {}
+            if not isinstance(child, dict):
+                raise ParamsError(f"params {dotted}: {section} is not a section")
+            node = child
+        node[key] = value
+    return result
+
+
+def resolve_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Params from a params file's YAML data (`source` names it in errors): the scorer's settings merged in,
+    every value checked and every setting required (`load_params` and `dhns.tune` both come through here,
+    so a tuning cell is refused exactly where a stage would be)."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ParamsError(f"{source}: expected a mapping, got {raw!r}")
     merged = apply_scorer_settings(raw)
-    unset = unset_settings(Params, merged) if complete else []
+    unset = unset_settings(Params, merged)
     if unset:
-        raise ValueError(f"{path}: missing setting(s) {', '.join(unset)} (for model.name "
-                         f"{(merged.get('model') or {}).get('name', ModelConfig.name)!r}); every value a stage uses must be "
-                         "in params.yaml, in its section or in scorers.<name>.<section>, so that DVC tracks it")
+        raise ParamsError(f"{source}: missing setting(s) {', '.join(unset)} (for model.name "
+                          f"{(merged.get('model') or {}).get('name')!r}); every value a stage uses must be "
+                          "in params.yaml, in its section or in scorers.<name>.<section>, so that DVC tracks it")
     return from_mapping(Params, merged)
 
 

@@ -4,6 +4,7 @@ and reads that, when an input is missing or damaged, name the file and the comma
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -120,3 +121,11 @@ def read_safetensors(path: str | Path, hint: str) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError) as error:
         raise ValueError(f"{path}: not a readable safetensors file ({type(error).__name__}: {error}); {hint}") from None
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -4,7 +4,7 @@ Layout (what dvc.yaml declares): `plots/<stage>/metrics/<name>.tsv` holds one cu
 (step = epoch), `plots/<stage>/custom/<name>.json` a table such as the hardness densities, and
 `metrics/<stage>.json` the summary (the stage's report, plus the last value of each curve and dvclive's
 `step`). dvclive's defaults would put the summary at `<dir>/metrics.json` and the curves under
-`<dir>/plots/`; the subclass keeps the project's `metrics/<stage>.json`, which tests, the README and
+`<dir>/plots/`; the subclass keeps the project's `metrics/<stage>.json`, which tests, the docs and
 `dvc metrics diff` already name.
 
 Resuming: `dvc repro` deletes a stage's outputs before rerunning it, so a killed stage's curves are gone
@@ -24,6 +24,8 @@ from typing import Iterable, Mapping
 
 from dvclive import Live
 
+from dhns.pipeline.paths import metrics_file, plots_dir
+
 # history keys renamed on the way to dvclive: the summary's `seconds` is the stage's total time
 CURVE_NAMES = {"seconds": "epoch_seconds"}
 
@@ -32,8 +34,8 @@ class _StageLive(Live):
     """`Live` whose summary file is `metrics/<stage>.json` and whose curves sit directly in `plots/<stage>/`."""
 
     def __init__(self, stage: str, root: Path) -> None:
-        self._summary_file = root / "metrics" / f"{stage}.json"  # read by Live.__init__'s cleanup
-        super().__init__(dir=str(root / "plots" / stage), resume=False, report=None, save_dvc_exp=False,
+        self._summary_file = root / metrics_file(stage)  # read by Live.__init__'s cleanup
+        super().__init__(dir=str(root / plots_dir(stage)), resume=False, report=None, save_dvc_exp=False,
                          dvcyaml=None)
 
     def _init_dvc(self) -> None:

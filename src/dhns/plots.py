@@ -4,7 +4,7 @@
 (d3's minus sign then shows as mojibake). Here DVC still fills its templates (`dvc plots show --json`,
 so custom templates such as .dvc/plots/hardness.json apply), and vl-convert, which carries Vega and
 Vega-Lite inside, draws them: `<name>.svg` and `<name>.png` per plot, and `index.html` with every plot and
-the JavaScript inlined. `--figure` also stitches the PNGs into one picture (the README's).
+the JavaScript inlined. `--figure` also stitches the PNGs into one picture (docs/images/training_curves.png).
 
 Usage: `python -m dhns.plots [--out plots/rendered] [--from-json shown.json] [--figure a.png] [targets]`;
 targets are plot files or folders (default: all, in dvc.yaml's order), `--from-json` a saved `--json`

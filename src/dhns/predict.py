@@ -21,13 +21,14 @@ from typing import Any, Sequence
 
 import torch
 
+from dhns.pipeline.paths import model_dir
 from dhns.data import DATASET_FILE, SPLITS, KnowledgeGraph, clean_entity_name, clean_relation_name, load_prepared
 from dhns.features.bundle import read_feature_bundle
 from dhns.io import read_json, require_files, stage_hint
 from dhns.models.kgc import KGCModel, load_model
 from dhns.host import resolve_device
 
-TRAINED_MODEL_DIR = Path("models/train")
+TRAINED_MODEL_DIR = model_dir("train")
 TARGETS: tuple[str, ...] = ("head", "tail")  # which side of the triple is predicted
 MAX_SUGGESTIONS = 5
 DESCRIPTION_WIDTH = 48

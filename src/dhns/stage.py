@@ -25,46 +25,46 @@ from typing import Callable, NoReturn
 
 import yaml
 
+from dhns.io import file_md5
+
 log = logging.getLogger("dhns.stage")
 
 DIR_SUFFIX = ".dir"
 
+# The project's errors meant for the user, as (module, class): bad params, bad input data, a run whose loss
+# diverged. Their messages name the setting, file and line, or epoch, so a traceback would only bury them.
+USER_ERRORS = (("dhns.config", "ParamsError"), ("dhns.data", "DataFormatError"),
+               ("dhns.training.checkpoint", "NonFiniteLossError"))
+
+
+def user_error_classes() -> tuple[type[BaseException], ...]:
+    """The classes of `USER_ERRORS` whose modules this process has loaded.
+
+    Looked up, not imported: a stage that never loaded a module cannot raise its error, and an import here
+    would put those modules (and torch, pyarrow) into every stage's code deps.
+    """
+    classes = (getattr(sys.modules[module], name, None) for module, name in USER_ERRORS if module in sys.modules)
+    return tuple(cls for cls in classes if isinstance(cls, type) and issubclass(cls, BaseException))
+
 
 def run_stage(main: Callable[[], int | None]) -> NoReturn:
-    """Run a stage's `main` and exit with its code; on failure under DVC, restore the stage's outputs first."""
+    """Run a stage's `main` and exit with its code; on failure under DVC, restore the stage's outputs first.
+
+    A user error (`USER_ERRORS`) ends the stage with exit status 1 and one line, `ERROR <message>`; any other
+    exception is a bug and keeps its traceback.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:
         code = main() or 0
-    except BaseException:  # SystemExit and KeyboardInterrupt too: DVC has deleted the outputs either way
+    except BaseException as error:  # SystemExit and KeyboardInterrupt too: DVC has deleted the outputs either way
         _restore_if_under_dvc()
+        if isinstance(error, user_error_classes()):
+            log.error("%s", error)
+            raise SystemExit(1) from None
         raise
     if code:
         _restore_if_under_dvc()
     sys.exit(code)
-
-
-def write_skipped_outputs(stage: str, reason: str, folders: tuple[str, ...], files: dict[str, str]) -> None:
-    """The outputs DVC expects of a stage with nothing to do under the selected settings, each saying so.
-
-    A stage skipped this way still ends in seconds and keeps the pipeline's shape: `folders` are created
-    empty (a model folder holds `SKIPPED.json`), `files` get the given text, and `metrics/<stage>.json`
-    records the reason, so `dvc metrics show` says why there is no number.
-    """
-    note = {"skipped": True, "reason": reason}
-    for folder in folders:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
-    Path("models", stage).mkdir(parents=True, exist_ok=True)
-    Path("models", stage, "SKIPPED.json").write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
-    Path("metrics").mkdir(exist_ok=True)
-    Path("metrics", f"{stage}.json").write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
-    log.info("%s: skipped (%s)", stage, reason)
-
-
-JOINT_SKIP_REASON = ("train.protocol is joint: the train stage trains the KGC model and the generator from their "
-                     "random initialisation, so nothing of this stage is used")
 
 
 def _restore_if_under_dvc() -> None:
@@ -78,14 +78,6 @@ def _restore_if_under_dvc() -> None:
         return
     for path, outcome in restored.items():
         log.warning("stage %s failed: %s %s", stage, path, outcome)
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locked_outputs(root: Path, stage: str) -> list[dict]:
@@ -141,11 +133,19 @@ def _restore_file(root: Path, path: Path, md5: str, objects: Path) -> str:
 
 
 def _restore_folder(root: Path, folder: Path, md5: str, objects: Path) -> dict[str, str]:
-    """A folder output: its manifest (`<md5>.dir` in the cache) lists every file's md5."""
+    """A folder output: its manifest (`<md5>.dir` in the cache) lists every file's md5.
+
+    The manifest and every file are checked against their md5 (the manifest's is the lock's md5 without
+    `.dir`: DVC names each object after its own md5) before anything is put in place; one corrupted
+    object leaves the folder as it is, since a half-restored folder is worse than a stale one.
+    """
     rel = folder.relative_to(root).as_posix()
     manifest = object_path(objects, md5)
     if not manifest.is_file():
         return {rel: "NOT restored: its manifest is not in the DVC cache (run `dvc pull` or rerun it)"}
+    manifest_md5 = file_md5(manifest)
+    if manifest_md5 != md5.removesuffix(DIR_SUFFIX):
+        return {rel: f"NOT restored: its cached manifest {md5} is corrupted (md5 {manifest_md5})"}
     entries = json.loads(manifest.read_text(encoding="utf-8"))
     current = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
     wanted = {entry["relpath"]: entry["md5"] for entry in entries}
@@ -155,14 +155,28 @@ def _restore_folder(root: Path, folder: Path, md5: str, objects: Path) -> dict[s
     if missing:
         return {rel: f"NOT restored: {len(missing)} of its files are not in the DVC cache (e.g. {missing[0]})"}
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent if folder.parent.is_dir() else root))
+    try:
+        corrupted = _stage_verified_files(staging, wanted, objects)
+        if corrupted:
+            return {rel: f"NOT restored: {corrupted}"}
+        if folder.exists():
+            shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once it became the folder; else nothing of it is kept
+    return {rel: f"restored from the DVC cache ({len(wanted)} files)"}
+
+
+def _stage_verified_files(staging: Path, wanted: dict[str, str], objects: Path) -> str:
+    """Copy each cached object to `staging/<relpath>` and check the copy's md5; the first mismatch, or ""."""
     for name, digest in wanted.items():
         target = staging / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(object_path(objects, digest), target)
-    if folder.exists():
-        shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
-    os.replace(staging, folder)
-    return {rel: f"restored from the DVC cache ({len(wanted)} files)"}
+        found = file_md5(target)
+        if found != digest:
+            return f"cached object for {name} is corrupted (md5 {found}, expected {digest})"
+    return ""
 
 
 def _place(path: Path, payload: bytes) -> None:

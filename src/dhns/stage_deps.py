@@ -4,8 +4,11 @@ DVC reruns a stage only when one of its `deps` changes, so a library module that
 `dvc.yaml` does not list is a stale cache waiting to happen: edit a default in it and every cached model
 stays "up to date". The imports are read statically (the `ast` of every module reached, imports inside
 functions included, since a lazy import still runs), so the closure is a superset of what a run executes
-and never misses a file. Files a module reads next to itself (the C kernels of `dhns.native`) are
-part of it when the module's source names them.
+and never misses a file. `importlib.import_module("dhns.x")` and `__import__("dhns.x")` count as imports
+when they name the module by a string literal; with a computed name the closure cannot know the module,
+so it refuses the file (`DynamicImportError`, naming the file and line) rather than silently missing it.
+Files a module reads next to itself (the C kernels of `dhns.native`) are part of it when the module's
+source names them.
 
 `python -m dhns.stage_deps` prints, per stage of `dvc.yaml`, the deps its code needs and what is missing
 or superfluous; `tests/test_stage_deps.py` fails while they differ.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass
@@ -42,10 +46,16 @@ def module_name(path: Path, src: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+class DynamicImportError(ValueError):
+    """A module imports another by a name computed at run time, which no static closure can follow."""
+
+
 def imported_names(path: Path, own_name: str | None) -> set[str]:
-    """Every module `path` may import: `import a.b`, `from a import b` (b may be a submodule), relative ones."""
+    """Every module `path` may import: `import a.b`, `from a import b` (b may be a submodule), relative ones,
+    and `importlib.import_module` / `__import__` calls on a literal name."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
+    importers = _import_module_aliases(tree)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -55,7 +65,81 @@ def imported_names(path: Path, own_name: str | None) -> set[str]:
             if base:
                 names.add(base)
                 names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Call) and _is_dynamic_import(node.func, importers):
+            names.update(_dynamic_import_names(node, path))
     return names
+
+
+def _import_module_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """The names a module binds to `importlib` itself and to `importlib.import_module`, however aliased."""
+    modules, functions = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.asname or alias.name for alias in node.names if alias.name == "importlib")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "importlib":
+            functions.update(alias.asname or alias.name for alias in node.names if alias.name == "import_module")
+    return modules, functions
+
+
+def _is_dynamic_import(func: ast.expr, importers: tuple[set[str], set[str]]) -> bool:
+    modules, functions = importers
+    if isinstance(func, ast.Name):
+        return func.id == "__import__" or func.id in functions
+    return (isinstance(func, ast.Attribute) and func.attr == "import_module"
+            and isinstance(func.value, ast.Name) and func.value.id in modules)
+
+
+def _call_argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    if len(call.args) > position:
+        return call.args[position]
+    return next((item.value for item in call.keywords if item.arg == keyword), None)
+
+
+_NOT_LITERAL = object()
+
+
+def _literal(node: ast.expr | None) -> object:
+    """The value of a literal argument, None when it is absent, `_NOT_LITERAL` when it is computed."""
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        return _NOT_LITERAL
+
+
+def _dynamic_import_names(call: ast.Call, path: Path) -> set[str]:
+    """The modules an `import_module(...)` or `__import__(...)` call may load; refused unless named literally."""
+    is_builtin = isinstance(call.func, ast.Name) and call.func.id == "__import__"
+    names = _builtin_import_names(call) if is_builtin else _import_module_names(call)
+    if names is None:
+        what = "__import__" if is_builtin else "importlib.import_module"
+        raise DynamicImportError(
+            f"{path}, line {call.lineno}: {what}(...) loads a module whose name is computed at run time, so the "
+            f"stage dependency closure cannot see it; name the module by a string literal "
+            f"(e.g. {what}(\"dhns.module\")) or use an import statement")
+    return names
+
+
+def _import_module_names(call: ast.Call) -> set[str] | None:
+    """`import_module(name, package=None)`: a literal absolute name, or a relative one with a literal package."""
+    name, package = _literal(_call_argument(call, 0, "name")), _literal(_call_argument(call, 1, "package"))
+    if not isinstance(name, str) or not name:
+        return None
+    if name.startswith("."):
+        return {importlib.util.resolve_name(name, package)} if isinstance(package, str) else None
+    return {name}
+
+
+def _builtin_import_names(call: ast.Call) -> set[str] | None:
+    """`__import__(name, globals, locals, fromlist, level)`: a literal absolute name; fromlist items may be
+    submodules, as in `from name import item`."""
+    name, level = _literal(_call_argument(call, 0, "name")), _literal(_call_argument(call, 4, "level"))
+    items = _literal(_call_argument(call, 3, "fromlist")) or ()
+    if (not isinstance(name, str) or not name or level not in (None, 0) or not isinstance(items, (list, tuple))
+            or not all(isinstance(item, str) for item in items)):
+        return None
+    return {name} | {f"{name}.{item}" for item in items if item != "*"}
 
 
 def _absolute_base(node: ast.ImportFrom, own_name: str | None, is_package: bool) -> str:

@@ -30,13 +30,14 @@ from typing import Any, Iterator, Sequence
 import torch
 import yaml
 
-from dhns.config import Params, apply_scorer_settings, from_mapping
+from dhns.config import Params, resolve_params, with_overrides
 from dhns.data import load_prepared
 from dhns.evaluation import build_filter_index
 from dhns.features.bundle import read_feature_bundle
 from dhns.models.kgc import KGCModel
-from dhns.training.ntat import build_negatives, train_starting_point
-from dhns.pipeline import FEATURES_DIR, PREPARED_DIR
+from dhns.pipeline.starting_point import train_starting_point
+from dhns.pipeline.paths import FEATURES_DIR, PREPARED_DIR
+from dhns.training.ntat import build_train_objective
 from dhns.host import resolve_device, seed_everything
 from dhns.training.kgc import train_kgc
 
@@ -60,14 +61,10 @@ def grid_cells(options: Sequence[str]) -> Iterator[dict[str, Any]]:
         yield dict(combination)
 
 
-def cell_params(raw: dict, scorer: str, overrides: dict[str, Any]) -> Params:
-    """params.yaml as the stages would read it with `-S model.name=<scorer>` plus each override."""
-    raw = json.loads(json.dumps(raw))  # a deep copy of plain YAML data
-    raw.setdefault("model", {})["name"] = scorer
-    for key, value in overrides.items():
-        section, _, field = key.partition(".")
-        raw.setdefault(section, {})[field] = value
-    return from_mapping(Params, apply_scorer_settings(raw))
+def cell_params(raw: dict, scorer: str, overrides: dict[str, Any], source: str = "params.yaml") -> Params:
+    """params.yaml as the stages would read it with `-S model.name=<scorer>` plus each override, through the
+    stages' own check (every setting present)."""
+    return resolve_params(with_overrides(raw, {"model.name": scorer, **overrides}), source)
 
 
 def cell_key(overrides: dict[str, Any]) -> str:
@@ -96,11 +93,11 @@ def run_cell(stage: str, params: Params, graph, features, device: torch.device) 
     seed_everything(params.seed)
     model, generator = starting_point(stage, params, graph, features, device)
     config = params.pretrain if stage == "pretrain" else params.train  # exactly what the stages build from them
-    sampler, extra = build_negatives(config, graph.train, graph.num_entities, graph.num_relations, generator)
+    objective = build_train_objective(config, graph.train, graph.num_entities, graph.num_relations, generator)
     filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
     started = time.perf_counter()
-    result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="tune", extra=extra)
+    result = train_kgc(model, graph.train, graph.valid, filter_index, objective, config,
+                       tie_policy=params.evaluate.tie_policy, seed=params.seed, stage="tune")
     return {
         "valid_mrr": round(result.best_valid_metric, 5),
         "best_epoch": result.best_epoch,
@@ -124,7 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     raw = yaml.safe_load(Path(args.params).read_text())
     cells = list(grid_cells(args.set)) or [{}]
-    first = cell_params(raw, args.scorer, cells[0])
+    try:
+        first = cell_params(raw, args.scorer, cells[0], args.params)
+    except ValueError as error:  # a bad params file or cell: one line, as a stage says it
+        raise SystemExit(f"tune: {error}") from None
     graph = load_prepared(PREPARED_DIR)
     if graph.name != first.data.dataset:
         raise SystemExit(f"tune: data/prepared holds {graph.name} but params say {first.data.dataset}; "
@@ -139,7 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         if cell_key(overrides) in done:
             log.info("skip (already in %s): %s", out, overrides)
             continue
-        params = cell_params(raw, args.scorer, overrides)
+        try:
+            params = cell_params(raw, args.scorer, overrides, args.params)
+        except ValueError as error:
+            raise SystemExit(f"tune: {error}") from None
         log.info("cell %s", overrides)
         config = params.pretrain if args.stage == "pretrain" else params.train
         record = {"overrides": overrides, **run_cell(args.stage, params, graph, features, device),

@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 import torch
 
+from configs import diffusion_config, model_config, pretrain_config
+from dhns.training.objective import objective_for
 from dhns.config import FULL_CHAIN, STRIDED_CHAIN, DiffusionConfig, ModelConfig, PretrainConfig
 from dhns.diffusion.generator import (
     HierarchicalGenerator,
@@ -46,10 +48,10 @@ def pretrained_model(name: str, with_text: bool = True) -> tuple[KGCModel, torch
         present = torch.ones(num_entities, dtype=torch.bool)
         present[0] = False  # one entity without text: its level-text rows must be skipped
         features = {"text": (torch.randn(num_entities, 6) * present[:, None], present)}
-    model = KGCModel(ModelConfig(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features)
-    config = PretrainConfig(num_negatives=8, batch_size=32, kgc_lr=0.02, num_epochs=60, eval_every=60, patience=0)
+    model = KGCModel(model_config(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features)
+    config = pretrain_config(num_negatives=8, batch_size=32, kgc_lr=0.02, num_epochs=60, eval_every=60, patience=0)
     sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
-    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), sampler, config)
+    train_kgc(model, triples, triples, build_filter_index(triples, num_entities), objective_for(config, sampler), config)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model, triples
@@ -85,7 +87,7 @@ def test_scales_standardise_each_level():
 
 def test_generated_negatives_order_from_easy_to_hard_on_a_toy_graph():
     model, triples = pretrained_model("transe")
-    config = DiffusionConfig(num_diffusion_steps=50, num_epochs=1000, batch_size=32, generator_lr=5e-3)
+    config = diffusion_config(num_diffusion_steps=50, num_epochs=1000, batch_size=32, generator_lr=5e-3)
     generator = build_generator(model, config.num_diffusion_steps, config.beta_start, config.beta_end)
     history = train_generator(generator, model, triples, config, seed=0)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
@@ -106,7 +108,7 @@ def untrained_model(name: str, with_text: bool) -> tuple[KGCModel, torch.Tensor]
     triples, num_entities = toy_graph()
     present = torch.ones(num_entities, dtype=torch.bool)
     features = {"text": (torch.randn(num_entities, 6), present)} if with_text else None
-    return KGCModel(ModelConfig(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features), triples
+    return KGCModel(model_config(name=name, embedding_dim=8, margin=4.0), num_entities, 2, features), triples
 
 
 @pytest.mark.parametrize("with_text", [True, False])
@@ -166,9 +168,9 @@ def test_generator_checkpoint_round_trip(tmp_path):
 
 def test_diffusion_params_are_validated():
     with pytest.raises(ValueError, match="report_steps"):
-        dataclasses.replace(DiffusionConfig(), report_steps=(0, 99))
+        dataclasses.replace(diffusion_config(), report_steps=(0, 99))
     with pytest.raises(ValueError, match="loss"):
-        DiffusionConfig(loss="huber")
+        diffusion_config(loss="huber")
 
 
 # ----- the loss over rows that have a level -------------------------------------------------------------
@@ -182,7 +184,7 @@ def text_model(missing: torch.Tensor | None = None) -> tuple[KGCModel, torch.Ten
     if missing is not None:
         present[missing] = False
     features = {"text": (torch.randn(num_entities, 6) * present[:, None], present)}
-    model = KGCModel(ModelConfig(name="transe", embedding_dim=8, margin=4.0), num_entities, 2, features)
+    model = KGCModel(model_config(name="transe", embedding_dim=8, margin=4.0), num_entities, 2, features)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     generator = build_generator(model, num_steps=10, beta_start=1e-4, beta_end=0.02)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from configs import train_config
 from dhns.config import ReverseChain, TrainConfig
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
 from dhns.diffusion.schedule import chain_visits
@@ -440,7 +441,7 @@ def test_a_deterministic_strided_chain_draws_nothing_after_its_start():
 
 def test_a_bad_chain_setting_names_the_param():
     with pytest.raises(ValueError, match="train.chain_stride"):
-        TrainConfig(chain_stride=-1)
+        train_config(chain_stride=-1)
     with pytest.raises(ValueError, match="train.chain_eta"):
-        TrainConfig(chain_eta=1.5)
-    assert TrainConfig(chain_stride=0).chain.label == "stride_0_eta_1"
+        train_config(chain_eta=1.5)
+    assert train_config(chain_stride=0).chain.label == "stride_0_eta_1"

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
+from configs import features_config
 from dhns.config import FeaturesConfig
 from dhns.features.bundle import MANIFEST, write_feature_bundle
 from dhns.features.image import RANDOM_WEIGHTS, RANDOM_WEIGHTS_NOTE, encode_images
@@ -41,7 +42,7 @@ def _manifest_entry(tmp_path: Path, modality: str, table: FeatureTable) -> dict[
 def test_default_image_settings_refuse_random_clip(
     tmp_path: Path, write_image: Callable[..., Path], pretrained: str | None
 ) -> None:
-    defaults = FeaturesConfig()
+    defaults = features_config()
     assert (defaults.image_backend, defaults.image_pretrained) == ("clip", "")
     with pytest.raises(ValueError, match=r"features\.image_pretrained is empty.*randomly initialised") as error:
         _encode(_one_image(tmp_path, write_image), backend=defaults.image_backend, model=defaults.image_model,

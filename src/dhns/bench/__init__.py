@@ -8,7 +8,8 @@ peers, own_side and pykeen_side compare the same training step and evaluation wi
 from dhns.bench.cli import main, parse_args, run_benchmark
 from dhns.bench.config import BenchConfig, parse_modalities, parse_synthetic
 from dhns.bench.flops import chain_flops, denoiser_flops_per_row, generator_step_flops
-from dhns.bench.inputs import hardness_levels_for, load_graph, stand_in_features, synthetic_graph
+from dhns.bench.inputs import load_graph, stand_in_features, synthetic_graph
+from dhns.bench.settings import hardness_levels_for
 from dhns.bench.report import format_report
 from dhns.bench.sweep import linearity, write_sweep_csv, write_sweep_svg
 from dhns.bench.timing import hardware, time_epoch

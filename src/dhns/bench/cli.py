@@ -89,7 +89,7 @@ def _optional_int(value: str) -> int | None:
 # Options of the stages, the evaluation and the sweep: given with --peer they would be silently ignored.
 STAGE_ONLY_OPTIONS = ("model", "dim", "batch_size", "num_negatives", "diffusion_steps", "modalities", "stages", "eval",
                       "sweep", "sweep_sizes", "sweep_entities", "sweep_relations", "sweep_batches", "sweep_dhns",
-                      "precision", "plot", "chain_stride", "chain_eta", "optimizer")
+                      "precision", "plot", "chain_stride", "chain_eta", "optimizer", "params")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerConfig, Path | None, Path | None]:
@@ -121,13 +121,17 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator as is (the stages make it keep freed memory on CPU)")
+    parser.add_argument("--params", default=defaults.params,
+                        help="params file whose settings every timed step uses (default: the pipeline's)")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help="fp32 | tf32 | bf16 autocast for the training steps and the chain")
+                        help="fp32 | tf32 | bf16 | auto for every timed step (default: each stage's in --params)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
-                        help="the KGC steps' optimizer: adam (dense) | lazy_adam | row_adagrad (sparse entity gradients)")
+                        help="the KGC steps' optimizer: adam | lazy_adam | row_adagrad (default: --params')")
     parser.add_argument("--chain-stride", type=int, default=defaults.chain_stride,
-                        help="the dhns step's reverse chain: 1 = every DDPM step, 0 = only the kept steps")
-    parser.add_argument("--chain-eta", type=float, default=defaults.chain_eta, help="the strided chain's noise (0..1)")
+                        help="the dhns step's reverse chain: 1 = every DDPM step, 0 = only the kept steps "
+                             "(default: --params' train.chain_stride)")
+    parser.add_argument("--chain-eta", type=float, default=defaults.chain_eta,
+                        help="the strided chain's noise (0..1; default: --params' train.chain_eta)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
     parser.add_argument("--plot", type=Path, default=None,
                         help="write the sweep here: .svg a log-log chart, else CSV (for dvc plots)")
@@ -155,7 +159,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig | PeerCon
         stages=stages, eval=args.eval, eval_batch_size=args.eval_batch_size, sweep=args.sweep,
         sweep_sizes=tuple(int(size) for size in args.sweep_sizes.split(",")), sweep_entities=tuple(int(n) for n in args.sweep_entities.split(",")),
         sweep_relations=args.sweep_relations, sweep_batches=args.sweep_batches, sweep_dhns=args.sweep_dhns,
-        threads=args.threads, seed=args.seed, precision=args.precision,
+        threads=args.threads, seed=args.seed, params=args.params, precision=args.precision,
         optimizer=args.optimizer, chain_stride=args.chain_stride, chain_eta=args.chain_eta, keep_freed_memory=not args.default_allocator,
     )
     return config, args.json, args.plot

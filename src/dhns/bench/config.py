@@ -34,10 +34,12 @@ class BenchConfig:
     sweep_dhns: bool = False  # also time the dhns step in the sweep
     threads: int | None = None  # torch CPU threads; None = torch's default
     seed: int = 0
-    precision: str = "fp32"  # fp32 | tf32 | bf16: the training steps' and the chain's precision (params' `precision`)
-    optimizer: str = "adam"  # the KGC steps' optimizer (params' pretrain/train.optimizer): adam | lazy_adam
-    chain_stride: int = 1  # the dhns step's reverse chain (params' train.chain_stride): 1 = full, 0 = kept steps only
-    chain_eta: float = 1.0  # params' train.chain_eta
+    params: str = "params.yaml"  # every setting the flags below leave unset: what `dvc repro` runs
+    margin: float | None = None  # gamma; None = params' (the peer comparison sets the one both sides use)
+    precision: str | None = None  # fp32 | tf32 | bf16 | auto for every timed step; None = each section's in params
+    optimizer: str | None = None  # the KGC steps' optimizer (adam | lazy_adam | row_adagrad); None = params'
+    chain_stride: int | None = None  # the dhns step's reverse chain: 1 = full, 0 = kept steps only; None = params'
+    chain_eta: float | None = None  # None = params' train.chain_eta
     keep_freed_memory: bool = True  # on CPU, as the stages do: glibc keeps freed large buffers (dhns.host)
 
     def __post_init__(self) -> None:
@@ -56,11 +58,12 @@ class BenchConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
-        if self.precision not in PRECISIONS:
+        if self.precision not in (None,) + PRECISIONS:
             raise ValueError(f"--precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer not in (None,) + OPTIMIZERS:
             raise ValueError(f"--optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-        if self.chain_stride < 0 or not 0.0 <= self.chain_eta <= 1.0:
+        if (self.chain_stride is not None and self.chain_stride < 0) or \
+                (self.chain_eta is not None and not 0.0 <= self.chain_eta <= 1.0):
             raise ValueError(f"--chain-stride must be >= 0 and --chain-eta in [0, 1], got {self.chain_stride}, "
                              f"{self.chain_eta}")
         if self.warmup < 0:

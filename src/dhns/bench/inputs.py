@@ -10,7 +10,6 @@ from typing import Sequence
 import torch
 
 from dhns.bench.config import parse_synthetic
-from dhns.config import HardnessLevel, TrainConfig
 from dhns.data import KnowledgeGraph, read_openke_benchmark
 
 Tensor = torch.Tensor
@@ -66,10 +65,3 @@ def stand_in_features(num_entities: int, modalities: Sequence[tuple[str, int]],
                torch.ones(num_entities, dtype=torch.bool))
         for name, width in modalities
     }
-
-
-def hardness_levels_for(num_steps: int) -> tuple[HardnessLevel, ...]:
-    """The reference's levels at steps [0, T/10, T/8, T/4, T/2] (its weights and margins) for any T."""
-    steps = (0, num_steps // 10, num_steps // 8, num_steps // 4, num_steps // 2)
-    reference = TrainConfig().hardness_levels
-    return tuple(dataclasses.replace(level, step=step) for level, step in zip(reference, steps))

@@ -7,6 +7,8 @@ the same function the bench's pretrain figure comes from, on a structural model 
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 
 import torch
@@ -15,6 +17,7 @@ from dhns.bench.config import BenchConfig
 from dhns.bench.peers import EvaluationRun, PeerConfig, StructuralWeights, TrainingRun
 from dhns.bench.stages import build_model, kgc_phase
 from dhns.bench.timing import synchronize
+from dhns.bench.settings import bench_params, pretrain_settings
 from dhns.config import PretrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
@@ -41,13 +44,21 @@ class OurSide:
         return BenchConfig(dataset=config.dataset, model=model, dim=config.dim, batch_size=config.batch_size,
                            num_negatives=config.num_negatives, modalities=(), device=str(self.device),
                            warmup=config.warmup, stages=(), threads=config.threads, seed=config.seed,
-                           keep_freed_memory=config.keep_freed_memory)
+                           keep_freed_memory=config.keep_freed_memory, margin=config.margin)
+
+    def workload(self, bench_config: BenchConfig) -> PretrainConfig:
+        """params' pretrain section with the loss both sides share: self-adversarial, no regulariser, fp32 Adam."""
+        params = bench_params(bench_config, use_features=False)
+        return dataclasses.replace(pretrain_settings(bench_config, params), sampler="self_adversarial", corruption="",
+                                   weighting="", kgc_lr=self.config.lr, regularization=0.0, max_grad_norm=0.0,
+                                   adversarial_temperature=self.config.adversarial_temperature, precision="fp32",
+                                   optimizer="adam")
 
     def train(self, model: str, stream: Tensor) -> TrainingRun:
         """One pass over `stream`, after `warmup` untimed batches; the sampler filters against all of train."""
         bench_config = self.bench_config(model)
         kgc = build_model(bench_config, self.graph, self.device)
-        stage = PretrainConfig(sampler="self_adversarial", kgc_lr=self.config.lr, regularization=0.0)
+        stage = self.workload(bench_config)
         timing = kgc_phase(bench_config, kgc, self.train_triples, stage, None, timed=stream.to(self.device))
         self.trained[model] = kgc
         return TrainingRun(seconds=timing["measured_seconds"], triples=timing["measured_triples"],

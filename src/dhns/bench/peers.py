@@ -17,7 +17,6 @@ from typing import Protocol
 import torch
 
 from dhns.bench.config import parse_synthetic
-from dhns.config import ModelConfig, PretrainConfig
 
 Tensor = torch.Tensor
 PEER_MODELS = ("transe", "rotate")
@@ -51,10 +50,10 @@ class PeerConfig:
     seed: int = 0
     keep_freed_memory: bool = True  # on CPU: both sides train so; the peer evaluates under glibc's defaults
     bandwidth_mib: int | None = None  # size of the bandwidth probe's tensors; None = its default
-    # fixed by our defaults, recorded so the JSON says what both sides used
-    margin: float = ModelConfig().margin
-    adversarial_temperature: float = PretrainConfig().adversarial_temperature
-    lr: float = PretrainConfig().kgc_lr
+    # the loss both sides train with (not params.yaml's: a peer has no params file), recorded in the JSON
+    margin: float = 9.0  # gamma of TransE and RotatE
+    adversarial_temperature: float = 1.0
+    lr: float = 0.005  # Adam, both sides
 
     def __post_init__(self) -> None:
         parse_synthetic(self.dataset)
@@ -75,9 +74,9 @@ class PeerConfig:
                 raise ValueError(f"--{key} must be >= 1, got {value}")
         if self.warmup < 0 or (self.eval_triples is not None and self.eval_triples < 0):
             raise ValueError(f"--warmup and --peer-eval-triples must be >= 0, got {self.warmup}, {self.eval_triples}")
-        defaults = (ModelConfig().margin, PretrainConfig().adversarial_temperature, PretrainConfig().kgc_lr)
-        if (self.margin, self.adversarial_temperature, self.lr) != defaults:
-            raise ValueError("margin, temperature and lr are our defaults (dhns.config): our side cannot change them")
+        if self.margin < 0 or self.adversarial_temperature < 0 or self.lr <= 0:
+            raise ValueError(f"margin and temperature must be >= 0 and lr > 0, got {self.margin}, "
+                             f"{self.adversarial_temperature}, {self.lr}")
 
 
 @dataclass(frozen=True)

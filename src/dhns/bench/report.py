@@ -64,7 +64,7 @@ def format_report(result: dict[str, Any]) -> str:
              f"{hw['torch_threads']}, torch {hw['torch']}, python {hw['python']}, GPU: {hw['gpu'] or 'none'}"
              + (f" ({hw['gpu_memory_gib']:.0f} GiB, CUDA {hw['cuda']})" if hw["gpu"] else ""),
              f"config: {config['model']} dim {config['dim']}, batch {config['batch_size']}, {config['num_negatives']} "
-             f"negatives, T = {config['diffusion_steps']}, optimizer {config.get('optimizer', 'adam')}, "
+             f"negatives, T = {config['diffusion_steps']}, optimizer {config.get('optimizer') or 'as in params'}, "
              f"stand-in modalities: {modalities}; "
              f"device {config['device']}; timed batches: {config['batches'] or 'whole epoch'}, "
              f"warmup {config['warmup']}"]
@@ -78,6 +78,9 @@ def format_report(result: dict[str, Any]) -> str:
                      + (f"; generator parameters: {stages['generator_parameters']:,} (levels "
                         f"{', '.join(stages['levels'])})" if "generator_parameters" in stages else ""))
     chain = stages.get("train", {}).get("chain", "full")
+    if "settings" in stages:
+        lines.append("settings: " + ", ".join(f"{key.replace('_', ' ')} {value}"
+                                              for key, value in stages["settings"].items()))
     for name, title in (("pretrain", "pretrain (self-adversarial)"), ("diffusion", "diffusion (generator_step)"),
                         ("classic", "train, classic (the dhns settings without generated negatives)"),
                         ("train", f"train (dhns, {chain} reverse chain)")):

@@ -10,15 +10,17 @@ import torch
 
 from dhns.bench.config import BenchConfig
 from dhns.bench.flops import chain_calls, chain_flops, generator_step_flops
-from dhns.bench.inputs import hardness_levels_for, stand_in_features
+from dhns.bench.inputs import stand_in_features
+from dhns.bench.settings import bench_params, classic_settings, dhns_settings, diffusion_settings, pretrain_settings
 from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
-from dhns.config import FULL_CHAIN, DiffusionConfig, ModelConfig, PretrainConfig, ReverseChain, TrainConfig
+from dhns.config import DiffusionConfig, PretrainConfig, TrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
+from dhns.host import resolve_precision
 from dhns.training.diffusion import generator_step
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
-from dhns.training.ntat import build_negatives
+from dhns.training.ntat import build_train_objective
 from dhns.training.step import adam, precision_context
 from dhns.training.kgc import kgc_optimizer, train_step
 
@@ -27,53 +29,40 @@ Tensor = torch.Tensor
 
 def build_model(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> KGCModel:
     features = stand_in_features(graph.num_entities, config.modalities, config.seed)
-    model_config = ModelConfig(name=config.model, embedding_dim=config.dim, use_features=bool(features))
+    params = bench_params(config, use_features=bool(features))
     torch.manual_seed(config.seed)
-    return KGCModel(model_config, graph.num_entities, graph.num_relations, features).to(device)
+    return KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
 
 
-def make_generator(model: KGCModel, num_steps: int) -> HierarchicalGenerator:
-    """The diffusion stage's generator with params.yaml's defaults except T."""
-    defaults = DiffusionConfig()
-    return build_generator(model, num_steps, defaults.beta_start, defaults.beta_end, defaults.hidden_multiplier)
+def make_generator(model: KGCModel, diffusion: DiffusionConfig) -> HierarchicalGenerator:
+    """The diffusion stage's generator as params.yaml builds it, at the bench's T."""
+    return build_generator(model, diffusion.num_diffusion_steps, diffusion.beta_start, diffusion.beta_end,
+                           diffusion.hidden_multiplier)
 
 
 def kgc_phase(config: BenchConfig, model: KGCModel, train: Tensor, stage: PretrainConfig, batches: int | None,
               generator: HierarchicalGenerator | None = None, timed: Tensor | None = None) -> dict[str, Any]:
     """Time `train_step` with the negatives the stage's settings build and Adam; building them is timed apart.
 
-    The negatives come from the train stage's own builder (`build_negatives`), with the bench's number of
+    The objective comes from the train stage's own builder (`build_train_objective`), with the bench's number of
     negatives. The sampler knows `train` (its false-negative filter); the batches walk `timed`, by default
     `train` too; the peer comparison passes the stream of triples it also gives the peer.
     """
     device = model.device
-    stage = dataclasses.replace(stage, num_negatives=config.num_negatives, optimizer=config.optimizer)
     began = time.perf_counter()
-    sampler, extra = build_negatives(stage, train, model.num_entities, model.num_relations, generator)
-    sampler.to(device)
+    objective = build_train_objective(stage, train, model.num_entities, model.num_relations, generator).to(device)
     synchronize(device)
     setup = time.perf_counter() - began
     optimizer = kgc_optimizer(model, stage)  # dense Adam, or lazy Adam on sparse entity gradients
     model.train()
 
     def step(batch: Tensor, rng: torch.Generator) -> Tensor:
-        return train_step(model, optimizer, sampler, batch, rng, stage.loss_temperature(), stage.regularization, extra,
-                          precision=config.precision, regularizer=stage.regularizer)
+        return train_step(model, optimizer, objective, batch, rng)
 
     walked = train if timed is None else timed
     timing = time_epoch(step, walked, config.batch_size, batches, config.warmup, device, config.seed)
-    steps = {"hardness_steps": list(extra.steps)} if extra is not None else {}
+    steps = {"hardness_steps": list(objective.extra.steps)} if objective.extra is not None else {}
     return {**timing, "sampler": stage.sampler, "sampler_setup_seconds": setup, **steps}
-
-
-def dhns_settings(num_steps: int, chain_stride: int = 1, chain_eta: float = 1.0) -> TrainConfig:
-    """The train stage's defaults (the dhns sampler, mu, learning rate) with the reference's levels for T."""
-    return TrainConfig(hardness_levels=hardness_levels_for(num_steps), chain_stride=chain_stride, chain_eta=chain_eta)
-
-
-def classic_settings(dhns: TrainConfig) -> TrainConfig:
-    """The same train stage without generated negatives: what a DHNS step costs beyond its own base."""
-    return dataclasses.replace(dhns, generated_negatives="none")
 
 
 def time_validation(config: BenchConfig, model: KGCModel, graph: KnowledgeGraph) -> dict[str, Any]:
@@ -102,15 +91,19 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
     """Pretrain, diffusion and dhns train steps on one model, then `generate` alone; each with its peaks."""
     results: dict[str, Any] = {}
     model = build_model(config, graph, device)
+    params = bench_params(config, use_features=bool(config.modalities))
     train = graph.train.to(device)
     results["model_parameters"] = sum(p.numel() for p in model.parameters())
+    results["settings"] = {"params": config.params}
     if "pretrain" in config.stages:
         reset_peaks(device)
-        results["pretrain"] = kgc_phase(config, model, train, PretrainConfig(), config.batches) | memory_peaks(device)
+        pretrain = pretrain_settings(config, params)
+        results["pretrain"] = kgc_phase(config, model, train, pretrain, config.batches) | memory_peaks(device)
+        results["settings"]["pretrain_precision"] = resolve_precision(pretrain.precision, device)
     if not {"diffusion", "train"} & set(config.stages):
         return results
-    diffusion = DiffusionConfig()  # schedule ends, learning rate, loss and width; T comes from the bench config
-    generator = make_generator(model, config.diffusion_steps)
+    diffusion = diffusion_settings(config, params)
+    generator = make_generator(model, diffusion)
     results["generator_parameters"] = sum(p.numel() for p in generator.parameters())
     results["levels"] = list(generator.levels)
     if "diffusion" in config.stages:
@@ -122,7 +115,8 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         optimizer = adam(generator.parameters(), diffusion.generator_lr)
 
         def diffusion_step(batch: Tensor, rng: torch.Generator) -> Tensor:
-            return generator_step(generator, model, optimizer, batch, diffusion.loss, rng, precision=config.precision)
+            return generator_step(generator, model, optimizer, batch, diffusion.loss, rng,
+                                  precision=diffusion.precision)
 
         timing = time_epoch(diffusion_step, train, config.batch_size, config.batches, config.warmup, device,
                             config.seed)
@@ -131,39 +125,42 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
             "flops_per_full_batch": flops,
             "flops_per_second": flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"],
         }
+        results["settings"]["diffusion_precision"] = resolve_precision(diffusion.precision, device)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     if "train" in config.stages:
-        settings = dhns_settings(config.diffusion_steps, config.chain_stride, config.chain_eta)
+        settings = dhns_settings(config, params)
         reset_peaks(device)
         results["classic"] = kgc_phase(config, model, train, classic_settings(settings), config.batches) \
             | memory_peaks(device)
         reset_peaks(device)
         results["train"] = kgc_phase(config, model, train, settings, config.batches, generator) | memory_peaks(device)
         results["train"]["chain"] = settings.chain.label
+        results["settings"]["train_precision"] = resolve_precision(settings.precision, device)
+        results["settings"]["chain"] = settings.chain.label
         results["validation"] = time_validation(config, model, graph)
         results["dhns_over_classic"] = dhns_over_classic(results["classic"], results["train"], results["validation"])
         results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"],
-                                                settings.chain)
+                                                settings)
     return results
 
 
 def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model: KGCModel, train: Tensor,
-                    keep_steps: Sequence[int], chain: ReverseChain = FULL_CHAIN) -> dict[str, Any]:
+                    keep_steps: Sequence[int], settings: TrainConfig) -> dict[str, Any]:
     """`generate` alone on the train phase's batches; achieved FLOP/s from the analytic chain FLOPs."""
     device = model.device
     model.eval()
     generator.eval()
     def generate(batch: Tensor, rng: torch.Generator) -> Any:
-        with precision_context(config.precision, device):
-            return generator.generate(model, batch, keep_steps, generator=rng, chain=chain)
+        with precision_context(settings.precision, device):
+            return generator.generate(model, batch, keep_steps, generator=rng, chain=settings.chain)
 
     timing = time_epoch(generate, train, config.batch_size, config.batches, config.warmup, device, config.seed)
     model.train()
-    flops = chain_flops(generator, config.batch_size, keep_steps, chain)
+    flops = chain_flops(generator, config.batch_size, keep_steps, settings.chain)
     # Every batch but possibly the last is full; FLOPs scale with rows, so use triples measured.
     achieved = flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"]
-    calls = chain_calls(generator.diffusion.num_steps, keep_steps, chain)
+    calls = chain_calls(generator.diffusion.num_steps, keep_steps, settings.chain)
     return {"seconds_per_batch": timing["seconds_per_batch"], "measured_batches": timing["measured_batches"],
             "seconds_per_epoch": timing["seconds_per_epoch"], "extrapolated": timing["extrapolated"],
             "denoiser_calls_per_chain": calls, "rows_per_call": 2 * config.batch_size,

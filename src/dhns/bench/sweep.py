@@ -11,9 +11,9 @@ import torch
 
 from dhns.bench.config import BenchConfig
 from dhns.bench.inputs import synthetic_graph
-from dhns.bench.stages import build_model, dhns_settings, kgc_phase, make_generator
+from dhns.bench.settings import bench_params, dhns_settings, diffusion_settings, pretrain_settings
+from dhns.bench.stages import build_model, kgc_phase, make_generator
 from dhns.bench.timing import memory_peaks, reset_peaks
-from dhns.config import PretrainConfig
 
 LINEARITY_TOLERANCE = 1.5  # max / min seconds per 1k triples over the sweep still called linear
 
@@ -36,15 +36,17 @@ def _sweep_rows(config: BenchConfig, device: torch.device, entities: int) -> lis
         model = build_model(config, graph, device)
         train = graph.train.to(device)
         reset_peaks(device)
-        pretrain = kgc_phase(config, model, train, PretrainConfig(), config.sweep_batches)
+        settings = pretrain_settings(config, bench_params(config, use_features=bool(config.modalities)))
+        pretrain = kgc_phase(config, model, train, settings, config.sweep_batches)
         row = {"triples": size, "entities": graph.num_entities, "relations": graph.num_relations,
                "batches_per_epoch": pretrain["batches_per_epoch"], "measured_batches": pretrain["measured_batches"],
                "extrapolated": pretrain["extrapolated"], "sampler_setup_seconds": pretrain["sampler_setup_seconds"],
                "seconds_per_epoch": pretrain["seconds_per_epoch"], "seconds_per_step": pretrain["seconds_per_batch"],
                "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
         if config.sweep_dhns:
-            generator = make_generator(model, config.diffusion_steps)
-            settings = dhns_settings(config.diffusion_steps, config.chain_stride, config.chain_eta)
+            params = bench_params(config, use_features=bool(config.modalities))
+            generator = make_generator(model, diffusion_settings(config, params))
+            settings = dhns_settings(config, params)
             dhns = kgc_phase(config, model, train, settings, config.sweep_batches, generator)
             row.update(dhns_seconds_per_epoch=dhns["seconds_per_epoch"],
                        dhns_seconds_per_1k_triples=1000 * dhns["seconds_per_epoch"] / size)

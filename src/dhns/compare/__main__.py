@@ -5,7 +5,8 @@
     python -m dhns.compare exps.json              # the same from a saved `dvc exp show --json`
     python -m dhns.compare run --datasets MKG-Y --scorers transe --arms all --seeds 0,1,2
 
-With the default results folder it also rewrites README.md's marked result tables (see dhns.compare.readme).
+With the default results folder it also rewrites the marked result tables of README.md and of every docs/ page
+that has markers (see dhns.compare.readme); `--page` names the pages instead.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from dhns.compare.arms import parse_arms
 from dhns.compare.cells import RESULTS_DIR, harvest, read_cells
 from dhns.compare.forest import write_forest
-from dhns.compare.readme import refresh_readme
+from dhns.compare.readme import marked_pages, refresh_pages
 from dhns.compare.runner import grid, run_cells
 from dhns.compare.tables import readme_blocks, render
 
@@ -44,14 +46,14 @@ def exp_show_payload(source: str | None) -> list[dict]:
 
 
 def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: list[int],
-                 readme: Path | None = None) -> str:
+                 pages: Sequence[Path] = ()) -> str:
     cells = read_cells(root)
     text = render(cells, datasets, scorers, seeds)
     (root / "README.md").parent.mkdir(parents=True, exist_ok=True)
     (root / "README.md").write_text(text, encoding="utf-8")
-    if readme is not None:
-        refresh_readme(readme, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS),
-                                            [int(seed) for seed in words(DEFAULT_SEEDS)]))
+    if pages:
+        refresh_pages(pages, readme_blocks(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS),
+                                           [int(seed) for seed in words(DEFAULT_SEEDS)]))
     drawn = write_forest(cells, words(DEFAULT_DATASETS), words(DEFAULT_SCORERS), root)  # the whole grid's picture
     logging.info("forest plot: %s", ", ".join(map(str, drawn)) or "no paired DHNS cell yet")
     return text
@@ -68,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of cells/ and README.md")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a further setting for every cell (e.g. train.precision=fp32)")
-    parser.add_argument("--readme", type=Path, default=None,
-                        help="README whose marked tables to rewrite (default: README.md with the default "
-                             "--results, none with another)")
+    parser.add_argument("--page", "--readme", dest="pages", type=Path, action="append", default=None,
+                        help="a page whose marked tables to rewrite, repeatable (default: README.md and every "
+                             "docs/ page with markers, with the default --results; none with another)")
     args = parser.parse_args(argv)
     try:
         datasets, scorers, arms = words(args.datasets), words(args.scorers), parse_arms(args.arms)
@@ -81,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         run_cells(grid(datasets, scorers, seeds, arms), args.results, extra=args.set)
     else:
         harvest(exp_show_payload(None if args.command == "table" else args.command), args.results)
-    readme = args.readme or (Path("README.md") if args.results == RESULTS_DIR else None)
-    print(write_tables(args.results, datasets, scorers, seeds, readme))
+    pages = args.pages or (marked_pages(Path(".")) if args.results == RESULTS_DIR else [])
+    print(write_tables(args.results, datasets, scorers, seeds, pages))
     return 0
 
 

@@ -16,15 +16,17 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 from dhns.compare.arms import arm_of
-from dhns.config import Params, apply_scorer_settings, from_mapping
+from dhns.config import resolve_params
+from dhns.pipeline import paths
 from dhns.io import read_json, write_json
 
 RESULTS_DIR = Path("docs/results")
 EXPERIMENT_PREFIX = "cmp-"
-EVAL_FILE = "metrics/eval.json"  # the evaluate stage's headline ...
-EVAL_BREAKDOWNS_FILE = "metrics/eval_breakdowns.json"  # ... and the rest of its report
-METRIC_FILES = (EVAL_FILE, EVAL_BREAKDOWNS_FILE, "metrics/train.json", "metrics/pretrain.json",
-                "metrics/diffusion.json")
+EVAL_FILE = paths.EVAL_FILE.as_posix()  # the evaluate stage's headline ...
+EVAL_BREAKDOWNS_FILE = paths.EVAL_BREAKDOWNS_FILE.as_posix()  # ... and the rest of its report
+TRAIN_FILE, PRETRAIN_FILE, DIFFUSION_FILE = (paths.metrics_file(stage).as_posix()
+                                             for stage in ("train", "pretrain", "diffusion"))
+METRIC_FILES = (EVAL_FILE, EVAL_BREAKDOWNS_FILE, TRAIN_FILE, PRETRAIN_FILE, DIFFUSION_FILE)
 
 
 @dataclass(frozen=True, order=True)
@@ -45,10 +47,10 @@ class CellKey:
 
 def cell_record(raw_params: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]], experiment: str) -> dict:
     """What a cell file holds: its key, the resolved settings, every tie policy's metrics, epochs and seconds."""
-    params = from_mapping(Params, apply_scorer_settings(raw_params))
+    params = resolve_params(raw_params, experiment)
     train = dataclasses.asdict(params.train)
-    evaluation, ntat = evaluation_report(metrics), metrics["metrics/train.json"]
-    pretrain, diffusion = metrics.get("metrics/pretrain.json", {}), metrics.get("metrics/diffusion.json", {})
+    evaluation, ntat = evaluation_report(metrics), metrics[TRAIN_FILE]
+    pretrain, diffusion = metrics.get(PRETRAIN_FILE, {}), metrics.get(DIFFUSION_FILE, {})
     return {
         "dataset": params.data.dataset,
         "scorer": params.model.name,
@@ -119,7 +121,7 @@ def experiment_records(payload: list[dict]) -> Iterator[dict]:
                     continue
                 params = (data.get("params") or {}).get("params.yaml", {}).get("data")
                 metrics = {file: value.get("data", {}) for file, value in (data.get("metrics") or {}).items()}
-                if params and EVAL_FILE in metrics and "metrics/train.json" in metrics:
+                if params and EVAL_FILE in metrics and TRAIN_FILE in metrics:
                     yield cell_record(params, metrics, name)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dhns.config import FeaturesConfig
-from dhns.stage import file_md5 as file_digest
+from dhns.io import file_md5 as file_digest
 
 IMPORT_SUFFIX = {"image": "visual", "text": "textual"}  # modality -> `{dataset}-{suffix}.pth` of the community dumps
 IMPORT_EXTENSIONS = (".pth", ".npy")

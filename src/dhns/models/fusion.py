@@ -64,10 +64,20 @@ class MultimodalEntityEncoder(nn.Module):
         parameter learns from both. A row must have at least one view present (real ones always have the
         structural view).
         """
-        with torch.autocast(self.attention.device.type, enabled=False):  # fp32 logits (bf16 keeps 3 digits of them)
-            logits = torch.stack([torch.tanh(views[name].float()) @ self.attention for name in self.view_names], dim=-1)
+        dtype = self.logit_dtype(views)
+        attention = self.attention.to(dtype)
+        with torch.autocast(self.attention.device.type, enabled=False):
+            logits = torch.stack([torch.tanh(views[name].to(dtype)) @ attention for name in self.view_names], dim=-1)
         mask = torch.stack([present[name] for name in self.view_names], dim=-1)  # (..., M)
         return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+
+    def logit_dtype(self, views: dict[str, Tensor]) -> torch.dtype:
+        """The precision of the attention logits and their softmax: at least fp32, since bf16 keeps about three
+        digits of a logit, and never below the model's own (a float64 model stays float64 throughout)."""
+        dtype = torch.promote_types(self.attention.dtype, torch.float32)
+        for name in self.view_names:
+            dtype = torch.promote_types(dtype, views[name].dtype)
+        return dtype
 
     def fuse(self, views: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         """(..., width): sum_m a_m e_m over the views present, with a from `attention_weights`.

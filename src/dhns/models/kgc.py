@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from dhns.config import ModelConfig
+from dhns.config import ModelConfig, from_mapping
 from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.fusion import MultimodalEntityEncoder
 from dhns.models.interactions import Interaction, make_interaction
@@ -168,7 +168,7 @@ def load_model(
     require_files(folder, (MODEL_DESCRIPTION, MODEL_WEIGHTS), hint)
     description = read_json(folder / MODEL_DESCRIPTION)
     try:
-        config = ModelConfig(**description["model"])
+        config = from_mapping(ModelConfig, description["model"], "model")
         wanted = set(description["modalities"])
         num_entities, num_relations = int(description["num_entities"]), int(description["num_relations"])
     except (KeyError, TypeError, ValueError) as error:

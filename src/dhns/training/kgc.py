@@ -7,8 +7,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Callable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -25,57 +24,14 @@ from dhns.distributed import (
     shard,
     shutdown_parallel,
 )
-from dhns.evaluation import FilterIndex, build_filter_index, evaluate_link_prediction
-from dhns.host import describe_hardware, keep_freed_memory, resolve_precision
-from dhns.io import atomic_directory
-from dhns.live import StageCurves
-from dhns.models.kgc import KGCModel, save_model
-from dhns.sampling import NegativeSampler
+from dhns.evaluation import FilterIndex, evaluate_link_prediction
+from dhns.host import keep_freed_memory
+from dhns.models.kgc import KGCModel
+from dhns.training.objective import ExtraObjective, Objective, batch_loss
 from dhns.training.step import LazyAdam, RowAdagrad, adam, apply_gradients, precision_context, run_epoch
-
-if TYPE_CHECKING:
-    from dhns.pipeline import StageInputs
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
-
-
-def negative_weights(negative_scores: Tensor, valid: Tensor, adversarial_temperature: float | None) -> Tensor:
-    """(B, k) weights summing to 1 per row over valid negatives.
-
-    Self-adversarial weighting (Sun et al., 2019, RotatE) puts more weight on negatives the model scores
-    high; the weights are detached, so they steer the gradient without receiving one.
-    """
-    if adversarial_temperature is None:
-        logits = torch.zeros_like(negative_scores)
-    else:
-        logits = adversarial_temperature * negative_scores.detach()
-    logits = logits.masked_fill(~valid, float("-inf"))
-    weights = torch.softmax(logits, dim=1)
-    return torch.nan_to_num(weights, nan=0.0)  # a row with no valid negative contributes nothing
-
-
-def sigmoid_loss(positive_scores: Tensor, negative_scores: Tensor, weights: Tensor) -> Tensor:
-    """Mean over the batch of -log s(pos) and the weighted -log s(-neg), averaged (RotatE's loss)."""
-    positive_term = -torch.nn.functional.logsigmoid(positive_scores)
-    negative_term = -(weights * torch.nn.functional.logsigmoid(-negative_scores)).sum(dim=1)
-    return ((positive_term + negative_term) / 2).mean()
-
-
-class ExtraObjective(Protocol):
-    """A loss term added to every batch (NTAT's hard negatives), hooks before and after each KGC step, and its state."""
-
-    def loss(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> Tensor: ...
-
-    def before_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
-
-    def after_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None: ...
-
-    def state_dict(self) -> dict: ...  # what changes during training: a checkpoint carries it
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-    def identity(self) -> dict: ...  # what fixes the objective at the start (e.g. a frozen generator): keys the run
 
 
 @dataclass
@@ -105,14 +61,13 @@ def train_kgc(
     train_triples: Tensor,
     valid_triples: Tensor,
     filter_index: FilterIndex,
-    sampler: NegativeSampler,
+    objective: Objective,
     config: PretrainConfig,
     *,
     tie_policy: str = "realistic",
     seed: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
     on_resume: Callable[[list[dict]], None] | None = None,
-    extra: ExtraObjective | None = None,
     stage: str = "train",
     checkpointing: Checkpointing | None = None,
     parallel: Parallel = SINGLE_PROCESS,
@@ -131,15 +86,15 @@ def train_kgc(
         keep_freed_memory()  # about 2x faster CPU steps: large temporaries stop being page-faulted each step
     train_triples = train_triples.to(device)
     valid_triples = valid_triples.to(device)
-    sampler.to(device)
+    objective.to(device)
+    extra = objective.extra
     order_rng = torch.Generator(device=device)
     order_rng.manual_seed(seed)  # identical on every rank: all ranks walk the same global batches
     sample_rng = order_rng if not parallel.active else torch.Generator(device=device)
     if parallel.active:
         sample_rng.manual_seed(seed + 7919 * (parallel.rank + 1))  # each rank draws its own negatives
     optimizer = kgc_optimizer(model, config)
-    temperature = config.loss_temperature()
-    step = _make_step(model, optimizer, sampler, sample_rng, temperature, config, extra, parallel)
+    step = _make_step(model, optimizer, objective, sample_rng, parallel)
 
     loop, run_key = LoopState(), ""
     if checkpointing is not None:
@@ -212,35 +167,29 @@ def kgc_optimizer(model: KGCModel, config: PretrainConfig) -> torch.optim.Optimi
 def _make_step(
     model: KGCModel,
     optimizer: torch.optim.Optimizer,
-    sampler: NegativeSampler,
+    objective: Objective,
     sample_rng: torch.Generator,
-    temperature: float | None,
-    config: PretrainConfig,
-    extra: ExtraObjective | None,
     parallel: Parallel,
 ) -> Callable[[Tensor], Tensor]:
     """The per-batch update: plain on one process; on several, this rank's shard through DDP."""
     if not parallel.active:
-        return lambda positives: train_step(model, optimizer, sampler, positives, sample_rng, temperature,
-                                            config.regularization, extra, max_grad_norm=config.max_grad_norm,
-                                            precision=config.precision, regularizer=config.regularizer)
-    if getattr(extra, "joint_generator", False):
+        return lambda positives: train_step(model, optimizer, objective, positives, sample_rng)
+    if getattr(objective.extra, "joint_generator", False):
         raise ValueError("params train.joint_generator and train.protocol joint with generated negatives: not "
                          "supported with num_processes > 1 (each rank would update its own generator)")
     if model.sparse_entity_gradients and model.device.type != "cpu":
-        raise ValueError(f"params optimizer: {config.optimizer} with num_processes > 1 runs on CPU processes only "
+        raise ValueError("params optimizer: a sparse optimizer with num_processes > 1 runs on CPU processes only "
                          "(gloo all-reduces sparse gradients, NCCL does not); use adam on several GPUs")
-    module = BatchLoss(model, sampler, temperature, config.regularization, extra, config.regularizer)
-    device_ids = [model.device.index] if model.device.type == "cuda" else None
-    replicated = DistributedDataParallel(module, device_ids=device_ids)
+    replicated = DistributedDataParallel(BatchLoss(model, objective),
+                                         device_ids=[model.device.index] if model.device.type == "cuda" else None)
 
     def step(positives: Tensor) -> Tensor:
         local = shard(positives, parallel)
         # DDP averages gradients over ranks; scaling by the shard's share makes that the global batch mean
         scale = local.shape[0] * parallel.world_size / positives.shape[0]
-        with precision_context(config.precision, local.device):
+        with precision_context(objective.precision, local.device):
             loss = replicated(local, sample_rng, scale)
-        apply_gradients(loss, optimizer, model.parameters(), config.max_grad_norm)
+        apply_gradients(loss, optimizer, model.parameters(), objective.max_grad_norm)
         return loss.detach().float()
 
     return step
@@ -276,108 +225,27 @@ def _restore_kgc_snapshot(snapshot: dict, model: KGCModel, optimizer: torch.opti
     return loop
 
 
-def batch_loss(
-    model: KGCModel,
-    sampler: NegativeSampler,
-    positives: Tensor,
-    generator: torch.Generator,
-    adversarial_temperature: float | None,
-    regularization: float,
-    extra: ExtraObjective | None = None,
-    regularizer: str = "l2",
-) -> Tensor:
-    """The loss of one batch: sampled negatives, (self-adversarial) sigmoid loss, optional extra terms."""
-    negatives = sampler.sample(positives, generator)
-    positive_scores, negative_scores = model.score_corrupted(positives, negatives.entities, negatives.corrupt_tail)
-    weights = negative_weights(negative_scores, negatives.valid, adversarial_temperature)
-    loss = sigmoid_loss(positive_scores, negative_scores, weights)
-    if regularization > 0:
-        loss = loss + regularization * model.embedding_norms(positives, regularizer)
-    if extra is not None:
-        loss = loss + extra.loss(model, positives, generator)
-    return loss
-
-
 class BatchLoss(torch.nn.Module):
     """`batch_loss` as a module, so DistributedDataParallel can wrap it and average its gradients."""
 
-    def __init__(self, model: KGCModel, sampler: NegativeSampler, adversarial_temperature: float | None,
-                 regularization: float, extra: ExtraObjective | None, regularizer: str = "l2") -> None:
+    def __init__(self, model: KGCModel, objective: Objective) -> None:
         super().__init__()
         self.model = model
-        self.sampler = sampler
-        self.adversarial_temperature = adversarial_temperature
-        self.regularization = regularization
-        self.extra = extra
-        self.regularizer = regularizer
+        self.objective = objective
 
     def forward(self, positives: Tensor, generator: torch.Generator, scale: float = 1.0) -> Tensor:
-        return scale * batch_loss(self.model, self.sampler, positives, generator, self.adversarial_temperature,
-                                  self.regularization, self.extra, self.regularizer)
+        return scale * batch_loss(self.model, self.objective, positives, generator)
 
 
-def train_step(
-    model: KGCModel,
-    optimizer: torch.optim.Optimizer,
-    sampler: NegativeSampler,
-    positives: Tensor,
-    generator: torch.Generator,
-    adversarial_temperature: float | None,
-    regularization: float,
-    extra: ExtraObjective | None = None,
-    *,
-    max_grad_norm: float = 0.0,
-    precision: str = "fp32",
-    regularizer: str = "l2",
-) -> Tensor:
+def train_step(model: KGCModel, optimizer: torch.optim.Optimizer, objective: Objective, positives: Tensor,
+               generator: torch.Generator) -> Tensor:
     """One optimiser step on one batch; returns the detached fp32 loss (no host sync)."""
+    extra = objective.extra
     if extra is not None:
         extra.before_step(model, positives, generator)
-    with precision_context(precision, positives.device):
-        loss = batch_loss(model, sampler, positives, generator, adversarial_temperature, regularization, extra,
-                          regularizer)
-    apply_gradients(loss, optimizer, model.parameters(), max_grad_norm)
+    with precision_context(objective.precision, positives.device):
+        loss = batch_loss(model, objective, positives, generator)
+    apply_gradients(loss, optimizer, model.parameters(), objective.max_grad_norm)
     if extra is not None:
         extra.after_step(model, positives, generator)
     return loss.detach().float()
-
-
-def training_summary(result: TrainResult, tie_policy: str, extra: dict | None = None,
-                     device: torch.device | None = None) -> dict:
-    """What a KGC training stage reports in metrics/<stage>.json (its curves are logged per epoch)."""
-    return {
-        **(extra or {}),
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "valid": {"both": {tie_policy: {"mrr": result.best_valid_metric}}},
-        "seconds": round(result.seconds, 2),
-        "seconds_per_epoch": round(result.seconds / max(1, result.epochs_run), 3),
-        **({"hardware": describe_hardware(device)} if device is not None else {}),
-    }
-
-
-def run_kgc_stage(stage: str, inputs: "StageInputs", model: KGCModel, sampler: NegativeSampler, config: PretrainConfig,
-                  *, extra: Any = None, model_info: dict | None = None,
-                  summary: Callable[[], dict] | None = None) -> int:
-    """Train `model` with early stopping on validation, resumably; rank 0 writes models/<stage> and the summary.
-
-    `summary` is called after training, so it can report what training changed (the generator's steps).
-    """
-    params, device, graph = inputs.params, inputs.device, inputs.graph
-    filter_index = build_filter_index(graph.all_triples().to(device), graph.num_entities)
-    checkpointing = Checkpointing(Path("checkpoints") / stage, config.checkpoint_every)
-    with StageCurves(stage, enabled=inputs.parallel.is_main) as curves:  # rank 0 writes the outputs
-        result = train_kgc(model, graph.train, graph.valid, filter_index, sampler, config,
-                           tie_policy=params.evaluate.tie_policy, seed=params.seed, extra=extra, stage=stage,
-                           checkpointing=checkpointing, parallel=inputs.parallel,
-                           on_epoch=curves.log_epoch, on_resume=curves.log_history)
-        if not inputs.parallel.is_main:
-            shutdown_parallel()
-            return 0
-        with atomic_directory(Path("models") / stage) as staging:
-            save_model(model, staging, {"best_epoch": result.best_epoch, **(model_info or {})})
-        reported = {**(summary() if summary else {}), "precision": resolve_precision(config.precision, device)}
-        curves.set_summary(training_summary(result, params.evaluate.tie_policy, reported, device=device))
-    checkpointing.clear()  # outputs are written: the snapshot has served its purpose
-    shutdown_parallel()
-    return 0

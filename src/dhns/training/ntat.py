@@ -28,23 +28,18 @@ generator takes its own step on each batch.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from dhns.config import FULL_CHAIN, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
-from dhns.diffusion.generator import HierarchicalGenerator, generator_for, load_generator
+from dhns.config import FULL_CHAIN, HARD_LOSS_FORMS, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
+from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.training.diffusion import generator_step
 from dhns.models.interactions import Interaction
-from dhns.models.kgc import KGCModel, load_model
-from dhns.sampling import NegativeSampler, make_sampler
+from dhns.models.kgc import KGCModel
+from dhns.training.objective import Objective, batch_loss, build_objective
 from dhns.training.step import adam
-from dhns.training.kgc import batch_loss
-
-if TYPE_CHECKING:
-    from dhns.config import Params
 
 Tensor = torch.Tensor
 log = logging.getLogger(__name__)
@@ -137,32 +132,9 @@ def per_view_hard_loss(
     return total
 
 
-def first_batch_breakdown(model: KGCModel, sampler: NegativeSampler, extra: "HardNegativeObjective", positives: Tensor,
-                          config: TrainConfig, seed: int) -> dict:
-    """The base loss and both forms' mu * L_hard on one batch of the same generated negatives (logged).
-
-    What a user checks before trusting mu: a hard term that is 0.1% of the loss cannot change much, one
-    that is 90% of it drowns the base loss.
-    """
-    rng = torch.Generator(device=positives.device)
-    rng.manual_seed(seed)
-    sampler.to(positives.device)
-    with torch.no_grad():
-        base = float(batch_loss(model, sampler, positives, rng, config.loss_temperature(), config.regularization,
-                                regularizer=config.regularizer))
-        generated = extra.generate(model, positives, rng)
-        breakdown: dict = {"base_loss": round(base, 6), "mu": extra.hard_loss_weight}
-        for form in HARD_LOSSES:
-            hard = extra.hard_loss_weight * float(extra.form_loss(form, model, positives, generated))
-            breakdown[form] = {"hard_loss": round(hard, 6), "share_of_total": round(hard / (base + hard), 6)}
-    log.info("first batch: base loss %.4f; mu * L_hard: reference %.5f (%.2f%%), per_view %.5f (%.2f%%)", base,
-             breakdown["reference"]["hard_loss"], 100 * breakdown["reference"]["share_of_total"],
-             breakdown["per_view"]["hard_loss"], 100 * breakdown["per_view"]["share_of_total"])
-    return breakdown
-
-
 HardLoss = Callable[[KGCModel, Tensor, Generated, Sequence[HardnessLevel], float], Tensor]
-HARD_LOSSES: dict[str, HardLoss] = {"reference": reference_hard_loss, "per_view": per_view_hard_loss}
+# the forms params may name (config.HARD_LOSS_FORMS, the one list of names) and the function of each
+HARD_LOSSES: dict[str, HardLoss] = dict(zip(HARD_LOSS_FORMS, (reference_hard_loss, per_view_hard_loss)))
 
 
 class HardNegativeObjective:
@@ -255,52 +227,50 @@ class HardNegativeObjective:
         self.generator_steps += 1
 
 
-def train_starting_point(params: "Params", num_entities: int, num_relations: int, features: dict | None,
-                         device: torch.device) -> tuple[KGCModel, HierarchicalGenerator | None]:
-    """The KGC model and generator the train stage starts from (and `dhns.tune --stage train`'s cells).
-
-    finetune: the pretrain stage's model and the diffusion stage's generator (when the negatives use one).
-    joint: both from random initialisation, built as pretraining and the diffusion stage build them; call
-    right after seeding so the model starts where pretraining would.
-    """
-    config = params.train
-    if config.protocol == "joint":
-        model = KGCModel(params.model, num_entities, num_relations, features).to(device)
-        generator = generator_for(model, params.diffusion) if config.negatives.uses_generator else None
-        return model, generator
-    model = load_model(Path("models/pretrain"), features, device)
-    if model.config.name != params.model.name:
-        raise ValueError(f"models/pretrain holds a {model.config.name} model, not {params.model.name}; run "
-                         f"`dvc exp run -S model.name={params.model.name} diffusion` first")
-    generator = load_generator(Path("models/diffusion"), device) if config.negatives.uses_generator else None
-    return model, generator
-
-
-def build_negatives(
-    config: PretrainConfig,
-    train_triples: Tensor,
-    num_entities: int,
-    num_relations: int,
-    generator: HierarchicalGenerator | None = None,
-) -> tuple[NegativeSampler, HardNegativeObjective | None]:
-    """A training stage's negatives from its settings: the corrupting sampler, and the generated ones if any.
-
-    The one place settings become a sampler and an objective: the train stage, `dhns.tune` and the
-    benchmark all call it, so a setting (joint_generator, generator_lr, diffusion_loss, the hard-loss form)
-    cannot be honoured by one of them and dropped by another. The loss's weighting is the config's
-    (`loss_temperature`); the pretrain stage, which never generates, builds its sampler the same way.
-    """
+def generated_negatives(config: PretrainConfig, generator: HierarchicalGenerator | None) -> HardNegativeObjective | None:
+    """The hard-negative term a train section asks for, or None where its scheme generates nothing."""
     scheme = config.negatives
-    sampler = make_sampler(scheme.corruption, train_triples, num_entities, num_relations, config.num_negatives)
     if not scheme.uses_generator:
-        return sampler, None
+        return None
     if generator is None:
         raise ValueError(f"params train.generated_negatives: {scheme.generated} needs the generator of the diffusion "
                          "stage (models/diffusion); run `dvc repro diffusion`")
     assert isinstance(config, TrainConfig)  # only the train section can ask for generated negatives
-    joint = config.protocol == "joint"  # the generator trains with the KGC model, ahead of each step
-    objective = HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
-                                      config.joint_generator or joint, config.generator_lr, config.diffusion_loss,
-                                      hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin,
-                                      chain=config.chain, generator_first=joint)
-    return sampler, objective
+    trains_first = config.protocol_rules.generator_trains_first  # joint: the generator learns ahead of each step
+    return HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
+                                 config.joint_generator or trains_first, config.generator_lr, config.diffusion_loss,
+                                 hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin,
+                                 chain=config.chain, generator_first=trains_first)
+
+
+def build_train_objective(config: PretrainConfig, train_triples: Tensor, num_entities: int, num_relations: int,
+                          generator: HierarchicalGenerator | None = None) -> Objective:
+    """The train stage's objective (also tune's and the benchmark's): its sampler, loss settings and, for a
+    scheme with generated negatives, their hard loss."""
+    return build_objective(config, train_triples, num_entities, num_relations,
+                           generated_negatives(config, generator))
+
+
+def first_batch_breakdown(model: KGCModel, objective: Objective, positives: Tensor, seed: int) -> dict:
+    """The base loss and both hard-loss forms' mu * L_hard on one batch of the same generated negatives.
+
+    What a user checks before trusting mu: a hard term that is 0.1% of the loss cannot change much, one
+    that is 90% of it drowns the base loss.
+    """
+    extra = objective.extra
+    if not isinstance(extra, HardNegativeObjective):
+        raise ValueError("first_batch_breakdown needs an objective with generated negatives")
+    rng = torch.Generator(device=positives.device)
+    rng.manual_seed(seed)
+    objective.to(positives.device)
+    with torch.no_grad():
+        base = float(batch_loss(model, objective.base(), positives, rng))
+        generated = extra.generate(model, positives, rng)
+        breakdown: dict = {"base_loss": round(base, 6), "mu": extra.hard_loss_weight}
+        for form in HARD_LOSSES:
+            hard = extra.hard_loss_weight * float(extra.form_loss(form, model, positives, generated))
+            breakdown[form] = {"hard_loss": round(hard, 6), "share_of_total": round(hard / (base + hard), 6)}
+    log.info("first batch: base loss %.4f; mu * L_hard: reference %.5f (%.2f%%), per_view %.5f (%.2f%%)", base,
+             breakdown["reference"]["hard_loss"], 100 * breakdown["reference"]["share_of_total"],
+             breakdown["per_view"]["hard_loss"], 100 * breakdown["per_view"]["share_of_total"])
+    return breakdown
