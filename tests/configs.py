@@ -83,3 +83,13 @@ def deep_merge(base: Any, changes: Any) -> Any:
     for key, value in changes.items():
         merged[key] = deep_merge(merged[key], value) if key in merged else copy.deepcopy(value)
     return merged
+
+
+def hard_negatives(generator: Any, levels: Any, hard_loss_weight: float, **changes: Any) -> Any:
+    """NTAT's hard-negative term with every setting explicit (a frozen generator on the full chain unless changed)."""
+    from dhns.config import FULL_CHAIN
+    from dhns.training.ntat import HardNegativeObjective
+
+    settings = dict(joint_generator=False, generator_lr=1e-3, diffusion_loss="l1", hard_loss="reference",
+                    distmult_hard_margin=0.0, chain=FULL_CHAIN, generator_first=False)
+    return HardNegativeObjective(generator, levels, hard_loss_weight, **(settings | changes))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from configs import train_config
+from configs import hard_negatives, train_config
 from dhns.training.objective import objective_for
 from dhns.config import HardnessLevel, Params, TrainConfig, apply_scorer_settings, from_mapping
 from dhns.evaluation import build_filter_index
@@ -73,7 +73,7 @@ def test_each_batch_updates_the_generator_before_generating_its_negatives():
     levels = (HardnessLevel(step=2, weight=1.0, margin=0.5),)
     config = train_config(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2,
                          patience=0, hardness_levels=levels, hard_loss_weight=0.5)
-    objective = HardNegativeObjective(generator, levels, 0.5, True, 1e-2, generator_first=True)
+    objective = hard_negatives(generator, levels, 0.5, joint_generator=True, generator_lr=1e-2, generator_first=True)
     events: list[str] = []
     step, generate = objective._generator_step, objective.generate
     objective._generator_step = lambda *args: (events.append("generator step"), step(*args))[1]

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from configs import model_config, train_config
+from configs import hard_negatives, model_config, train_config
 from dhns.training.objective import objective_for
 from dhns.config import HardnessLevel, ModelConfig, TrainConfig
 from dhns.diffusion.generator import build_generator
@@ -234,7 +234,7 @@ def test_ntat_loss_is_finite_when_no_row_has_the_modality(form):
     features = {"text": (torch.randn(6, 3) * present[:, None], present)}
     model = KGCModel(model_config(name="transe", embedding_dim=4, margin=2.0), 6, 1, features)
     generator = build_generator(model, num_steps=6, beta_start=1e-4, beta_end=0.02)
-    objective = HardNegativeObjective(generator, [HardnessLevel(2, 1.0, 0.5)], 0.1, hard_loss=form)
+    objective = hard_negatives(generator, [HardnessLevel(2, 1.0, 0.5)], 0.1, hard_loss=form)
     positives = torch.tensor([[2, 0, 3], [4, 0, 5]])
     loss = objective.loss(model, positives, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss)
@@ -259,7 +259,7 @@ def test_generator_steps_once_per_batch_only_when_joint(joint):
     levels = (HardnessLevel(step=2, weight=1.0, margin=0.5),)
     config = train_config(sampler="dhns", num_negatives=3, batch_size=5, num_epochs=2, eval_every=2, patience=0,
                          hardness_levels=levels, hard_loss_weight=0.5, joint_generator=joint)
-    objective = HardNegativeObjective(generator, levels, config.hard_loss_weight, joint, 1e-2)
+    objective = hard_negatives(generator, levels, config.hard_loss_weight, joint_generator=joint, generator_lr=1e-2)
     sampler = make_sampler(config.negatives.corruption, triples, num_entities, 2, config.num_negatives)
     train_kgc(model, triples, triples, build_filter_index(triples, num_entities), objective_for(config, sampler, objective), config)
     batches_per_epoch = math.ceil(len(triples) / config.batch_size)
@@ -271,7 +271,7 @@ def test_generator_steps_once_per_batch_only_when_joint(joint):
 def test_hard_negative_steps_must_exist_in_the_generator():
     _, generator, _, _ = tiny_setup()
     with pytest.raises(ValueError, match="exceeds the generator's 6 diffusion steps"):
-        HardNegativeObjective(generator, [HardnessLevel(step=25, weight=1.0, margin=0.5)], 0.01)
+        hard_negatives(generator, [HardnessLevel(step=25, weight=1.0, margin=0.5)], 0.01)
 
 
 def test_objective_uses_delta_for_distmult_and_gamma_otherwise():
@@ -280,8 +280,8 @@ def test_objective_uses_delta_for_distmult_and_gamma_otherwise():
     levels = [HardnessLevel(step=2, weight=1.0, margin=0.5)]
     losses = []
     for delta in (0.0, 4.0):
-        objective = HardNegativeObjective(generator, levels, 1.0, distmult_hard_margin=delta)
+        objective = hard_negatives(generator, levels, 1.0, distmult_hard_margin=delta)
         losses.append(objective.loss(model, triples[:4], torch.Generator().manual_seed(0)).item())
     assert losses[1] < losses[0]  # n = f - (1 - m) delta: a larger delta separates generated negatives sooner
     with pytest.raises(ValueError, match="train.hard_loss"):
-        HardNegativeObjective(generator, levels, 1.0, hard_loss="margin_added")
+        hard_negatives(generator, levels, 1.0, hard_loss="margin_added")

@@ -12,21 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dhns.gpu_suite.tiny_project import write_tiny_benchmark  # the same star graph the GPU suite runs
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def write_tiny_benchmark(folder: Path, num_sources: int = 12, num_relations: int = 2) -> None:
-    """A functional graph in OpenKE format (first line a count; triples as `head tail relation`)."""
-    folder.mkdir(parents=True)
-    num_entities = num_sources * (1 + num_relations)
-    names = [f"Entity_{i}" for i in range(num_entities)]
-    (folder / "entity2id.txt").write_text(f"{num_entities}\n" + "".join(f"{n}\t{i}\n" for i, n in enumerate(names)))
-    (folder / "relation2id.txt").write_text(f"{num_relations}\n" + "".join(f"rel{r}\t{r}\n" for r in range(num_relations)))
-    (folder / "entity2text.tsv").write_text("".join(f"{n}\tthe {'cat' if i % 2 else 'dog'} {i}\n" for i, n in enumerate(names)))
-    triples = [(s, num_sources * (r + 1) + s, r) for r in range(num_relations) for s in range(num_sources)]
-    splits = {"train": triples[2:], "valid": triples[:1], "test": triples[1:2]}
-    for split, rows in splits.items():
-        (folder / f"{split}2id.txt").write_text(f"{len(rows)}\n" + "".join(f"{h} {t} {r}\n" for h, t, r in rows))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from configs import diffusion_config, model_config, pretrain_config, train_config
+from configs import diffusion_config, hard_negatives, model_config, pretrain_config, train_config
 from dhns.training.objective import objective_for
 from dhns.training.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
 from dhns.config import DiffusionConfig, HardnessLevel, ModelConfig, PretrainConfig, TrainConfig
@@ -110,7 +110,7 @@ def test_ntat_with_a_joint_generator_resumes_identically(tmp_path: Path) -> None
     def objective(model: KGCModel) -> HardNegativeObjective:
         torch.manual_seed(1)
         generator = build_generator(model, num_steps=4, beta_start=1e-3, beta_end=0.05, hidden_multiplier=2)
-        return HardNegativeObjective(generator, config.hardness_levels, 0.1, joint_generator=True)
+        return hard_negatives(generator, config.hardness_levels, 0.1, joint_generator=True)
 
     reference_model = fresh_model()
     reference_extra = objective(reference_model)

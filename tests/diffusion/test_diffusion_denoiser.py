@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from dhns.config import FULL_CHAIN
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion, sinusoidal_embedding
 
 Tensor = torch.Tensor
@@ -37,7 +38,7 @@ def chain_per_center(
     """One seeded chain of 1000 samples per toy center."""
     generator = torch.Generator().manual_seed(1)
     return [
-        diffusion.sample_chain(denoiser, center.expand(SAMPLES_PER_CENTER, 2), keep_steps, generator)
+        diffusion.sample_chain(denoiser, center.expand(SAMPLES_PER_CENTER, 2), keep_steps, generator, chain=FULL_CHAIN)
         for center in CENTERS
     ]
 

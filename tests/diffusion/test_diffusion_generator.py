@@ -72,7 +72,7 @@ def test_levels_follow_modalities_and_generator_never_touches_the_kgc_model(name
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert any(p.grad is not None for p in generator.parameters())
-    out = generator.generate(model, triples[:5], keep_steps=[0, 3, 10])
+    out = generator.generate(model, triples[:5], keep_steps=[0, 3, 10], chain=FULL_CHAIN)
     assert set(out) == {"structural", "text"} and set(out["text"]) == {"head", "tail"}
     assert out["structural"]["tail"][0].shape == (5, model.interaction.entity_width)
     assert not out["structural"]["tail"][0].requires_grad
@@ -118,7 +118,7 @@ def test_generate_equals_per_level_plain_chains_with_the_documented_noise_order(
     model, triples = untrained_model("distmult", with_text)
     generator = build_generator(model, num_steps=6, beta_start=1e-4, beta_end=0.02)
     batch, keep_steps = 5, [0, 2, 6]
-    out = generator.generate(model, triples[:batch], keep_steps, generator=torch.Generator().manual_seed(4))
+    out = generator.generate(model, triples[:batch], keep_steps, generator=torch.Generator().manual_seed(4), chain=FULL_CHAIN)
     assert list(out) == list(generator.levels) == (["structural", "text"] if with_text else ["structural"])
 
     replay = torch.Generator().manual_seed(4)
@@ -161,8 +161,8 @@ def test_generator_checkpoint_round_trip(tmp_path):
     save_generator(generator, tmp_path / "g")
     restored = load_generator(tmp_path / "g")
     assert restored.levels == ("structural",)
-    a = generator.generate(model, triples[:4], [0], generator=torch.Generator().manual_seed(3))
-    b = restored.generate(model, triples[:4], [0], generator=torch.Generator().manual_seed(3))
+    a = generator.generate(model, triples[:4], [0], generator=torch.Generator().manual_seed(3), chain=FULL_CHAIN)
+    b = restored.generate(model, triples[:4], [0], generator=torch.Generator().manual_seed(3), chain=FULL_CHAIN)
     torch.testing.assert_close(a["structural"]["tail"][0], b["structural"]["tail"][0])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dhns.config import FULL_CHAIN, ReverseChain
+from dhns.config import ReverseChain
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.diffusion.schedule import chain_visits
 
@@ -21,7 +21,7 @@ def denoiser_flops_per_row(width: int, hidden_multiplier: int) -> tuple[int, int
     return net, time_mlp
 
 
-def chain_calls(num_steps: int, keep_steps: Sequence[int], chain: ReverseChain = FULL_CHAIN) -> int:
+def chain_calls(num_steps: int, keep_steps: Sequence[int], chain: ReverseChain) -> int:
     """Denoiser calls of one chain: T - min(k) for the full chain, one per jump for a strided one."""
     if chain.is_full:
         return num_steps - min(keep_steps)
@@ -29,7 +29,7 @@ def chain_calls(num_steps: int, keep_steps: Sequence[int], chain: ReverseChain =
 
 
 def chain_flops(generator: HierarchicalGenerator, batch: int, keep_steps: Sequence[int],
-                chain: ReverseChain = FULL_CHAIN) -> int:
+                chain: ReverseChain) -> int:
     """Matmul FLOPs of `generate` on `batch` triples in the design's layer layout: every level, both sides,
     one call per step the chain takes (`chain_calls`). The time MLP is counted once per call: its input, the step, is the same for every row.
 

@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dhns.diffusion.denoiser import ConditionalDenoiser, DenoiserStack
-from dhns.config import FULL_CHAIN, DiffusionConfig, ReverseChain
+from dhns.config import DiffusionConfig, ReverseChain
 from dhns.diffusion.schedule import GaussianDiffusion
 from dhns.io import atomic_file, read_json, read_safetensors, require_files, stage_hint, write_json
 from dhns.models.kgc import KGCModel
@@ -95,8 +95,8 @@ class HierarchicalGenerator(nn.Module):
 
     @torch.no_grad()
     def generate(self, model: KGCModel, triples: Tensor, keep_steps: Sequence[int],
-                 generator: torch.Generator | None = None,
-                 chain: ReverseChain = FULL_CHAIN) -> dict[str, dict[str, dict[int, Tensor]]]:
+                 generator: torch.Generator | None = None, *,
+                 chain: ReverseChain) -> dict[str, dict[str, dict[int, Tensor]]]:
         """Hierarchical negatives: result[level][side][k] is (B, w), the state with k denoising steps left.
 
         Every level's head and tail chains run as one (L, 2B, w) chain: independent chains, one batched

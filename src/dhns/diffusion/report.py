@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from dhns.config import FULL_CHAIN, ReverseChain
+from dhns.config import ReverseChain
 from dhns.diffusion.generator import HierarchicalGenerator, level_views, side_conditions
 from dhns.evaluation import FilterIndex
 from dhns.models.kgc import KGCModel
@@ -38,8 +38,8 @@ def hardness_report(
     triples: Tensor,
     filter_index: FilterIndex,
     keep_steps: Sequence[int],
-    seed: int = 0,
-    chain: ReverseChain = FULL_CHAIN,
+    seed: int,
+    chain: ReverseChain,
 ) -> dict:
     """One chain's report: {fused, levels, seconds}; levels.<level>.<side>.step_<k>.{mean_distance, ...}."""
     return hardness_diagnostics(generator, model, triples, filter_index, keep_steps, seed, (chain,))[0][chain.label]
@@ -78,8 +78,8 @@ def hardness_diagnostics(
     triples: Tensor,
     filter_index: FilterIndex,
     keep_steps: Sequence[int],
-    seed: int = 0,
-    chains: Sequence[ReverseChain] = (FULL_CHAIN,),
+    seed: int,
+    chains: Sequence[ReverseChain],
     bins: int = 40,
 ) -> tuple[dict[str, dict], list[dict]]:
     """Each chain's hardness report, keyed by its label, and the score histogram rows of all of them.

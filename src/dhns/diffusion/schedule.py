@@ -31,7 +31,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from dhns.config import FULL_CHAIN, ReverseChain
+from dhns.config import ReverseChain
 
 Tensor = torch.Tensor
 
@@ -323,7 +323,8 @@ class GaussianDiffusion(nn.Module):
         keep_steps: Sequence[int],
         generator: torch.Generator | None = None,
         x_start: Tensor | None = None,
-        chain: ReverseChain = FULL_CHAIN,
+        *,
+        chain: ReverseChain,
     ) -> dict[int, Tensor]:
         """Run the reverse chain and return {k: x_k} for each k in keep_steps, detached.
 

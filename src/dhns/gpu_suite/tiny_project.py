@@ -20,7 +20,7 @@ def pretrain_epochs(settings: Settings) -> int:
 
 
 def write_tiny_benchmark(folder: Path, num_sources: int = 12, num_relations: int = 2) -> None:
-    """The star graph of tests/test_pipeline.py in OpenKE format (first line a count; `head tail relation`)."""
+    """The star graph the suite and tests/test_pipeline.py run, in OpenKE format (first line a count; `head tail relation`)."""
     folder.mkdir(parents=True)
     num_entities = num_sources * (1 + num_relations)
     names = [f"Entity_{i}" for i in range(num_entities)]

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from dhns.config import FULL_CHAIN, HARD_LOSS_FORMS, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
+from dhns.config import HARD_LOSS_FORMS, HardnessLevel, PretrainConfig, ReverseChain, TrainConfig
 from dhns.diffusion.generator import HierarchicalGenerator
 from dhns.training.diffusion import generator_step
 from dhns.models.interactions import Interaction
@@ -145,14 +145,14 @@ class HardNegativeObjective:
         generator: HierarchicalGenerator,
         levels: Sequence[HardnessLevel],
         hard_loss_weight: float,
-        joint_generator: bool = False,
-        generator_lr: float = 1e-3,
-        diffusion_loss: str = "l1",
         *,
-        hard_loss: str = "reference",
-        distmult_hard_margin: float = 0.0,
-        chain: ReverseChain = FULL_CHAIN,
-        generator_first: bool = False,
+        joint_generator: bool,
+        generator_lr: float,
+        diffusion_loss: str,
+        hard_loss: str,
+        distmult_hard_margin: float,
+        chain: ReverseChain,
+        generator_first: bool,
     ) -> None:
         """`joint_generator` trains the generator on every batch with its own optimizer: after the KGC step
         (the fine-tune protocol's option), or before it with `generator_first` (the joint protocol: the
@@ -238,7 +238,8 @@ def generated_negatives(config: PretrainConfig, generator: HierarchicalGenerator
     assert isinstance(config, TrainConfig)  # only the train section can ask for generated negatives
     trains_first = config.protocol_rules.generator_trains_first  # joint: the generator learns ahead of each step
     return HardNegativeObjective(generator, config.hardness_levels, config.hard_loss_weight,
-                                 config.joint_generator or trains_first, config.generator_lr, config.diffusion_loss,
+                                 joint_generator=config.joint_generator or trains_first,
+                                 generator_lr=config.generator_lr, diffusion_loss=config.diffusion_loss,
                                  hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin,
                                  chain=config.chain, generator_first=trains_first)
 
