@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from configs import model_config
-from dhns.config import ModelConfig
 from dhns.diffusion.generator import build_generator, load_generator, save_generator
 from dhns.io import read_json, read_safetensors, require_files, stage_hint
 from dhns.models.kgc import KGCModel, load_model, save_model

@@ -167,7 +167,7 @@ def test_with_no_flags_the_bench_times_the_chain_and_precision_dvc_repro_runs():
     repo_params = str(Path(__file__).resolve().parents[1] / "params.yaml")
     config = bench.BenchConfig(params=repo_params)
     pipeline = load_params(repo_params, overrides={"model.name": config.model})
-    params = bench_params(config, use_features=True)
+    params = bench_params(config)
     dhns, pretrain = dhns_settings(config, params), pretrain_settings(config, params)
     assert (dhns.chain, dhns.precision) == (pipeline.train.chain, pipeline.train.precision)
     assert pretrain.precision == pipeline.pretrain.precision

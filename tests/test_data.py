@@ -711,7 +711,6 @@ def test_real_benchmarks_read_with_text_for_every_entity(name: str, sizes: tuple
 
 def test_held_out_validation_only_where_the_file_split_is_too_small() -> None:
     """Defaults: DB15K's 73 cleaned validation triples get 3,000 held out; MKG-Y's 2,665 stay as they are."""
-    from dhns.config import DataConfig
 
     config = data_config()
     assert config.held_out_validation_size(73) == 3000

@@ -14,7 +14,6 @@ import torch.multiprocessing as mp
 from configs import model_config, pretrain_config
 from dhns.training.objective import objective_for
 from dhns.training.checkpoint import Checkpointing
-from dhns.config import ModelConfig, PretrainConfig
 from dhns.distributed import Parallel, shard, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel

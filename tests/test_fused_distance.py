@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from configs import model_config
-from dhns.config import ModelConfig
 from dhns import native
 from dhns.models.interactions import GatheredDistance, make_interaction
 from dhns.models.kgc import KGCModel

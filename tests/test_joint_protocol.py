@@ -14,7 +14,7 @@ from dhns.config import HardnessLevel, Params, TrainConfig, apply_scorer_setting
 from dhns.evaluation import build_filter_index
 from dhns.sampling import make_sampler
 from dhns.training.kgc import train_kgc
-from dhns.training.ntat import HardNegativeObjective, build_train_objective
+from dhns.training.ntat import build_train_objective
 from test_compare import raw_params
 from test_ntat import tiny_setup
 

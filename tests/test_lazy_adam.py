@@ -10,7 +10,6 @@ from torch import nn
 
 from configs import model_config, pretrain_config
 from dhns.training.objective import objective_for
-from dhns.config import ModelConfig, PretrainConfig
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from configs import model_config
-from dhns.config import ModelConfig
 from dhns.models.interactions import INTERACTIONS, make_interaction
 from dhns.models.kgc import KGCModel, load_model, save_model
 

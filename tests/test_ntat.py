@@ -14,11 +14,11 @@ import torch
 
 from configs import hard_negatives, model_config, train_config
 from dhns.training.objective import objective_for
-from dhns.config import HardnessLevel, ModelConfig, TrainConfig
+from dhns.config import HardnessLevel
 from dhns.diffusion.generator import build_generator
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
-from dhns.training.ntat import HardNegativeObjective, per_view_hard_loss, reference_hard_loss
+from dhns.training.ntat import per_view_hard_loss, reference_hard_loss
 from dhns.sampling import make_sampler
 from dhns.training.kgc import train_kgc
 

@@ -14,7 +14,6 @@ import torch
 
 from configs import model_config
 from dhns.__main__ import main
-from dhns.config import ModelConfig
 from dhns.data import KnowledgeGraph, write_prepared
 from dhns.features.bundle import write_feature_bundle
 from dhns.features.store import FeatureTable

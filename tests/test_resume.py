@@ -14,7 +14,7 @@ import torch
 from configs import diffusion_config, hard_negatives, model_config, pretrain_config, train_config
 from dhns.training.objective import objective_for
 from dhns.training.checkpoint import CHECKPOINT_FILE, Checkpointing, NonFiniteLossError
-from dhns.config import DiffusionConfig, HardnessLevel, ModelConfig, PretrainConfig, TrainConfig
+from dhns.config import DiffusionConfig, HardnessLevel, PretrainConfig
 from dhns.diffusion.generator import build_generator
 from dhns.training.diffusion import train_generator
 from dhns.evaluation import build_filter_index

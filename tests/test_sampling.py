@@ -78,7 +78,6 @@ def test_prime_at_least():
 ])
 def test_each_classic_sampler_is_a_choice_of_sides_and_of_negative_weights(monkeypatch, name, sides, weighted):
     """bernoulli_self_adversarial draws Bernoulli's sides and weighs them like self_adversarial (temperature)."""
-    from dhns.config import PretrainConfig
 
     config = pretrain_config(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7 if weighted else None}
@@ -87,7 +86,6 @@ def test_each_classic_sampler_is_a_choice_of_sides_and_of_negative_weights(monke
 @pytest.mark.parametrize("name, sides", [("dhns", UniformSampler), ("bernoulli_dhns", BernoulliSampler)])
 def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(monkeypatch, name, sides):
     """dhns keeps the reference's uniform sides; bernoulli_dhns puts the same generated negatives on Bernoulli's."""
-    from dhns.config import TrainConfig
 
     config = train_config(sampler=name, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": 0.7}
@@ -96,7 +94,6 @@ def test_dhns_base_negatives_are_self_adversarial_on_uniform_or_bernoulli_sides(
 def first_step_of(monkeypatch, config) -> dict:
     """The sampler class and temperature of the objective train_kgc hands its step, built as the stages build it."""
     from dhns.training import kgc as training
-    from dhns.config import ModelConfig
     from dhns.models.kgc import KGCModel
 
     seen = {}
@@ -121,7 +118,6 @@ def first_step_of(monkeypatch, config) -> dict:
 ])
 def test_each_axis_set_in_params_overrides_the_sampler_preset(monkeypatch, settings, sides, temperature):
     """Corruption, weighting and generated negatives are independent settings; a preset only fills the unset ones."""
-    from dhns.config import TrainConfig
 
     config = train_config(**settings, num_negatives=2, batch_size=2, num_epochs=1, adversarial_temperature=0.7)
     assert first_step_of(monkeypatch, config) == {"sampler": sides, "temperature": temperature}
@@ -129,7 +125,7 @@ def test_each_axis_set_in_params_overrides_the_sampler_preset(monkeypatch, setti
 
 
 def test_presets_name_distinct_schemes_and_generated_negatives_are_train_only():
-    from dhns.config import SAMPLER_NAMES, SAMPLER_PRESETS, PretrainConfig, TrainConfig
+    from dhns.config import SAMPLER_NAMES, SAMPLER_PRESETS
 
     assert len(set(SAMPLER_PRESETS.values())) == len(SAMPLER_PRESETS)
     assert set(SAMPLER_NAMES) == {"uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial"}

@@ -65,7 +65,6 @@ def test_train_stage_cells_start_from_the_stage_outputs(tmp_path, monkeypatch):
     """--stage train fine-tunes models/pretrain with the generator in models/diffusion, per cell."""
     import torch
 
-    from dhns.config import ModelConfig
     from dhns.diffusion.generator import build_generator, save_generator
     from dhns.models.kgc import KGCModel, save_model
     from stage_project import NUM_ENTITIES, NUM_RELATIONS

@@ -228,15 +228,6 @@ class HardnessLevel:
         _check_positive("train.hardness_levels", "margin", self.margin, allow_zero=True)
 
 
-REFERENCE_HARDNESS_LEVELS = (  # the reference's steps [0, T/10, T/8, T/4, T/2] for T = 50, with its weights and margins
-    HardnessLevel(0, 0.0, 0.1),
-    HardnessLevel(5, 0.5, 0.3),
-    HardnessLevel(6, 1.0, 0.5),
-    HardnessLevel(12, 1.0, 0.7),
-    HardnessLevel(25, 0.5, 0.9),
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class ReverseChain:
     """How the reverse chain walks from T to the kept steps (dhns.diffusion.schedule runs it).

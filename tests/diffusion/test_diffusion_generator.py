@@ -9,7 +9,7 @@ import torch
 
 from configs import diffusion_config, model_config, pretrain_config
 from dhns.training.objective import objective_for
-from dhns.config import FULL_CHAIN, STRIDED_CHAIN, DiffusionConfig, ModelConfig, PretrainConfig
+from dhns.config import FULL_CHAIN, STRIDED_CHAIN
 from dhns.diffusion.generator import (
     HierarchicalGenerator,
     build_generator,

@@ -9,7 +9,7 @@ import torch
 
 from configs import train_config
 from dhns.config import FULL_CHAIN
-from dhns.config import ReverseChain, TrainConfig
+from dhns.config import ReverseChain
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
 from dhns.diffusion.schedule import chain_visits
 

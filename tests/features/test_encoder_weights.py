@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from configs import features_config
-from dhns.config import FeaturesConfig
 from dhns.features.bundle import MANIFEST, write_feature_bundle
 from dhns.features.image import RANDOM_WEIGHTS, RANDOM_WEIGHTS_NOTE, encode_images
 from dhns.features.store import FeatureTable

@@ -18,7 +18,7 @@ from dhns.bench.peers import EvaluationRun, PeerConfig, StructuralWeights, Train
 from dhns.bench.stages import build_model, kgc_phase
 from dhns.bench.timing import synchronize
 from dhns.bench.settings import bench_params, pretrain_settings
-from dhns.config import PretrainConfig
+from dhns.config import Params, PretrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
@@ -46,9 +46,8 @@ class OurSide:
                            warmup=config.warmup, stages=(), threads=config.threads, seed=config.seed,
                            keep_freed_memory=config.keep_freed_memory, margin=config.margin)
 
-    def workload(self, bench_config: BenchConfig) -> PretrainConfig:
+    def workload(self, bench_config: BenchConfig, params: Params) -> PretrainConfig:
         """params' pretrain section with the loss both sides share: self-adversarial, no regulariser, fp32 Adam."""
-        params = bench_params(bench_config, use_features=False)
         return dataclasses.replace(pretrain_settings(bench_config, params), sampler="self_adversarial", corruption="",
                                    weighting="", kgc_lr=self.config.lr, regularization=0.0, max_grad_norm=0.0,
                                    adversarial_temperature=self.config.adversarial_temperature, precision="fp32",
@@ -57,8 +56,9 @@ class OurSide:
     def train(self, model: str, stream: Tensor) -> TrainingRun:
         """One pass over `stream`, after `warmup` untimed batches; the sampler filters against all of train."""
         bench_config = self.bench_config(model)
-        kgc = build_model(bench_config, self.graph, self.device)
-        stage = self.workload(bench_config)
+        params = bench_params(bench_config)
+        kgc = build_model(bench_config, params, self.graph, self.device)
+        stage = self.workload(bench_config, params)
         timing = kgc_phase(bench_config, kgc, self.train_triples, stage, None, timed=stream.to(self.device))
         self.trained[model] = kgc
         return TrainingRun(seconds=timing["measured_seconds"], triples=timing["measured_triples"],
@@ -71,7 +71,8 @@ class OurSide:
 
     def evaluate(self, weights: StructuralWeights, triples: Tensor) -> EvaluationRun:
         """Filter index plus ranking of both sides, timed together (the peer's time includes its filter too)."""
-        kgc = build_model(self.bench_config(weights.model), self.graph, self.device)
+        bench_config = self.bench_config(weights.model)
+        kgc = build_model(bench_config, bench_params(bench_config), self.graph, self.device)
         kgc.load_state_dict({"entities.structural.weight": weights.entities, "relations.weight": weights.relations})
         kgc.eval()
         triples = triples.to(self.device)

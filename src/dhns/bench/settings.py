@@ -13,9 +13,11 @@ from dhns.bench.config import BenchConfig
 Section = TypeVar("Section", PretrainConfig, TrainConfig)
 
 
-def bench_params(config: BenchConfig, use_features: bool) -> Params:
-    """The params file as the stages would read it for the bench's scorer and width."""
-    overrides = {"model.name": config.model, "model.embedding_dim": config.dim, "model.use_features": use_features}
+def bench_params(config: BenchConfig) -> Params:
+    """The params file as the stages would read it for the bench's scorer and width (features fused where the
+    bench has stand-in modalities)."""
+    overrides = {"model.name": config.model, "model.embedding_dim": config.dim,
+                 "model.use_features": bool(config.modalities)}
     if config.margin is not None:
         overrides["model.margin"] = config.margin
     return load_params(config.params, overrides=overrides)

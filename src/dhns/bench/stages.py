@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Sequence
 
@@ -13,7 +12,7 @@ from dhns.bench.flops import chain_calls, chain_flops, generator_step_flops
 from dhns.bench.inputs import stand_in_features
 from dhns.bench.settings import bench_params, classic_settings, dhns_settings, diffusion_settings, pretrain_settings
 from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
-from dhns.config import DiffusionConfig, PretrainConfig, TrainConfig
+from dhns.config import DiffusionConfig, Params, PretrainConfig, TrainConfig
 from dhns.data import KnowledgeGraph
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
 from dhns.host import resolve_precision
@@ -27,9 +26,9 @@ from dhns.training.kgc import kgc_optimizer, train_step
 Tensor = torch.Tensor
 
 
-def build_model(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> KGCModel:
+def build_model(config: BenchConfig, params: Params, graph: KnowledgeGraph, device: torch.device) -> KGCModel:
+    """The stages' model as `params` (the bench's `bench_params`) describes it, with stand-in features."""
     features = stand_in_features(graph.num_entities, config.modalities, config.seed)
-    params = bench_params(config, use_features=bool(features))
     torch.manual_seed(config.seed)
     return KGCModel(params.model, graph.num_entities, graph.num_relations, features).to(device)
 
@@ -90,8 +89,8 @@ def dhns_over_classic(classic: dict[str, Any], dhns: dict[str, Any], validation:
 def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
     """Pretrain, diffusion and dhns train steps on one model, then `generate` alone; each with its peaks."""
     results: dict[str, Any] = {}
-    model = build_model(config, graph, device)
-    params = bench_params(config, use_features=bool(config.modalities))
+    params = bench_params(config)
+    model = build_model(config, params, graph, device)
     train = graph.train.to(device)
     results["model_parameters"] = sum(p.numel() for p in model.parameters())
     results["settings"] = {"params": config.params}
@@ -169,7 +168,7 @@ def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model
 
 def time_evaluation(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
     """Filter index build and filtered ranking of the test split (both sides) on a fresh model."""
-    model = build_model(config, graph, device).eval()
+    model = build_model(config, bench_params(config), graph, device).eval()
     test = graph.test.to(device)
     reset_peaks(device)
     synchronize(device)

@@ -31,12 +31,13 @@ def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
 
 def _sweep_rows(config: BenchConfig, device: torch.device, entities: int) -> list[dict]:
     rows = []
+    params = bench_params(config)
     for size in config.sweep_sizes:
         graph = synthetic_graph(size, entities, config.sweep_relations, config.seed)
-        model = build_model(config, graph, device)
+        model = build_model(config, params, graph, device)
         train = graph.train.to(device)
         reset_peaks(device)
-        settings = pretrain_settings(config, bench_params(config, use_features=bool(config.modalities)))
+        settings = pretrain_settings(config, params)
         pretrain = kgc_phase(config, model, train, settings, config.sweep_batches)
         row = {"triples": size, "entities": graph.num_entities, "relations": graph.num_relations,
                "batches_per_epoch": pretrain["batches_per_epoch"], "measured_batches": pretrain["measured_batches"],
@@ -44,7 +45,6 @@ def _sweep_rows(config: BenchConfig, device: torch.device, entities: int) -> lis
                "seconds_per_epoch": pretrain["seconds_per_epoch"], "seconds_per_step": pretrain["seconds_per_batch"],
                "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
         if config.sweep_dhns:
-            params = bench_params(config, use_features=bool(config.modalities))
             generator = make_generator(model, diffusion_settings(config, params))
             settings = dhns_settings(config, params)
             dhns = kgc_phase(config, model, train, settings, config.sweep_batches, generator)

@@ -22,7 +22,6 @@ from dhns.distributed import (
     gather_objects,
     mean_over_ranks,
     shard,
-    shutdown_parallel,
 )
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.host import keep_freed_memory
