@@ -21,7 +21,8 @@ FEATURES: dict[str, Any] = dict(text_encoder="minilm", text_batch_size=128, text
                                 image_model="ViT-B-32", image_pretrained="", image_batch_size=32, import_dir="")
 MODEL: dict[str, Any] = dict(name="transe", embedding_dim=200, margin=9.0, use_features=True)
 PRETRAIN: dict[str, Any] = dict(
-    sampler="self_adversarial", corruption="", weighting="", num_negatives=64, adversarial_temperature=1.0,
+    sampler="self_adversarial", corruption="", weighting="", cache="", cache_size=50, cache_pool=50,
+    cache_refresh="importance", num_negatives=64, adversarial_temperature=1.0,
     batch_size=1024, kgc_lr=0.005, regularization=0.0, regularizer="l2", num_epochs=50, eval_every=5, patience=3,
     eval_batch_size=256, max_grad_norm=0.0, checkpoint_every=1, num_processes=1, precision="fp32", optimizer="adam",
     row_adagrad_lr=0.1)

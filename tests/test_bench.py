@@ -137,6 +137,11 @@ def test_the_strided_chain_is_timed_beside_its_classic_base_with_both_ratios(tmp
     assert ratio["epoch_with_validation"] == pytest.approx(
         (dhns["seconds_per_epoch"] + validation["seconds"]) / (classic["seconds_per_epoch"] + validation["seconds"]))
     assert validation["valid_triples"] == 30 and _positive(validation["seconds"])
+    cache = stages["cache"]  # NSCaching's step on the same batches, beside both
+    assert (classic["sampler"], dhns["sampler"], cache["sampler"]) == ("self_adversarial", "dhns", "nscaching")
+    assert cache["measured_triples"] == 200 and _positive(cache["seconds_per_batch"])
+    assert stages["cache_over_classic"]["step"] == pytest.approx(cache["seconds_per_batch"] / classic["seconds_per_batch"])
+    assert "train, nscaching" in report and "NSCaching / classic: step" in report
 
 
 def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, capsys):

@@ -361,6 +361,19 @@ def test_bernoulli_sided_dhns_is_listed_only_with_cells_and_paired_with_its_own_
     assert "bernoulli_dhns" not in without
 
 
+def test_a_cache_arm_is_listed_with_its_cells_paired_as_the_third_comparator_and_never_the_best_classic():
+    """nscaching's validation MRR (0.40) is the highest, but it is no classic sampler: the best classic stays
+    bernoulli_self_adversarial, and dhns is paired with the best cache arm on validation too: 0.28 - 0.31."""
+    cells = [cell("bernoulli_self_adversarial", 0, 0.30, 0.34), cell("self_adversarial", 0, 0.27, 0.30),
+             cell("dhns", 0, 0.28, 0.31), cell("nscaching", 0, 0.31, 0.40), cell("bernoulli_nscaching", 0, 0.35, 0.39)]
+    table = render(cells, ["DB15K"], ["transe"], [0])
+    assert "| nscaching | 0 | 0.3100 |" in table and "| bernoulli_nscaching | 0 | 0.3500 |" in table
+    assert "Best classic sampler on validation: **bernoulli_self_adversarial**" in table
+    assert "| dhns | nscaching | 0 | -0.0300 | - | 0 of 1 |" in table
+    assert "| dhns | bernoulli_self_adversarial | 0 | -0.0200 | - | 0 of 1 |" in table
+    assert "nscaching" not in render(cells[:3], ["DB15K"], ["transe"], [0])
+
+
 def joint_cell(arm: str, seed: int, test_mrr: float, valid_mrr: float) -> dict:
     """A joint-protocol cell as the pipeline writes it: the pretrain and diffusion stages skipped."""
     return {**cell(arm, seed, test_mrr, valid_mrr),
@@ -480,7 +493,7 @@ def test_every_arm_name_is_composed_from_its_decisions_and_parsed_back():
     `arm_of` on the settings that arm runs gives the same name back."""
     from dhns.compare.arms import ALL_ARMS, arm_named
 
-    assert len(ALL_ARMS) == 2 * len(ARMS) == 24
+    assert len(ALL_ARMS) == 2 * len(ARMS) == 28
     for name, arm in ALL_ARMS.items():
         assert arm.name == name and arm_named(name) is arm
         train = {key.removeprefix("train."): yaml.safe_load(value) for key, value in arm.settings().items()}
@@ -489,5 +502,10 @@ def test_every_arm_name_is_composed_from_its_decisions_and_parsed_back():
     assert (arm.scheme.corruption, arm.form, arm.chain, arm.protocol) == ("bernoulli", "per_view", "strided", "joint")
     assert (arm.own_base().name, arm.on_full_chain().name) == ("joint_bernoulli_self_adversarial",
                                                              "joint_bernoulli_dhns_per_view")
+    cache = arm_named("joint_bernoulli_nscaching")
+    assert (cache.caches, cache.generates, cache.scheme.corruption, cache.scheme.weighting) == (True, False, "bernoulli",
+                                                                                              "uniform")
+    from dhns.compare.arms import BASELINES, CACHE_ARMS
+    assert CACHE_ARMS == ("nscaching", "bernoulli_nscaching") and not set(CACHE_ARMS) & set(BASELINES + GRID_ARMS)
     with pytest.raises(ValueError, match="no arm of the comparison"):
         arm_named("dhns_per_views")

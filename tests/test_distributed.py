@@ -18,13 +18,15 @@ from dhns.distributed import Parallel, shard, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
-from dhns.sampling.negatives import Negatives
+from dhns.sampling.negatives import NegativeSampler, Negatives
 from dhns.training.kgc import train_kgc
 from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
 
 
-class ShiftSampler:
-    """Negatives that depend only on the positive (tail + 1, + 2, ...): no randomness to differ by rank."""
+class ShiftSampler(NegativeSampler):
+    """Negatives that depend only on the positive (tail + 1, + 2, ...): no randomness to differ by rank.
+
+    The base's refresh and state are kept (a corrupting sampler's: none); its drawing is replaced."""
 
     def __init__(self, num_negatives: int) -> None:
         self.num_negatives = num_negatives

@@ -128,7 +128,8 @@ def test_presets_name_distinct_schemes_and_generated_negatives_are_train_only():
     from dhns.config import SAMPLER_NAMES, SAMPLER_PRESETS
 
     assert len(set(SAMPLER_PRESETS.values())) == len(SAMPLER_PRESETS)
-    assert set(SAMPLER_NAMES) == {"uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial"}
+    assert set(SAMPLER_NAMES) == {"uniform", "bernoulli", "self_adversarial", "bernoulli_self_adversarial", "nscaching",
+                                  "bernoulli_nscaching"}
     assert train_config(sampler="uniform", generated_negatives="dhns").negatives.uses_generator
     assert not train_config(sampler="dhns", generated_negatives="none").negatives.uses_generator
     with pytest.raises(ValueError, match="pretrain.sampler: 'dhns' is not one of"):

@@ -29,6 +29,8 @@ MODEL_NAMES = ("transe", "distmult", "rotate")
 CORRUPTIONS = ("uniform", "bernoulli")  # which side a negative replaces: 50/50 (Bordes 2013) | per relation (Wang 2014)
 WEIGHTINGS = ("uniform", "self_adversarial")  # how the loss weighs negatives: mean | softmax of their scores (Sun 2019)
 GENERATED_NEGATIVES = ("none", "dhns")  # negatives added by a generator: none | DiffHEG's hierarchical ones (NTAT)
+NEGATIVE_CACHES = ("none", "nscaching")  # where replacements come from: all entities | a cache of high scorers (Zhang 2019)
+CACHE_REFRESH_RULES = ("importance", "top")  # keep N1 drawn with probability ~ exp(score) | the N1 highest
 FROM_SAMPLER = ""  # an axis left "" takes the sampler preset's value
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
@@ -69,10 +71,15 @@ class NegativeScheme:
     corruption: str  # CORRUPTIONS
     weighting: str  # WEIGHTINGS
     generated: str = "none"  # GENERATED_NEGATIVES
+    cache: str = "none"  # NEGATIVE_CACHES
 
     @property
     def self_adversarial(self) -> bool:
         return self.weighting == "self_adversarial"
+
+    @property
+    def cached(self) -> bool:
+        return self.cache != "none"
 
     @property
     def uses_generator(self) -> bool:
@@ -86,16 +93,20 @@ SAMPLER_PRESETS: dict[str, NegativeScheme] = {  # the names the comparison's arm
     "bernoulli_self_adversarial": NegativeScheme("bernoulli", "self_adversarial"),
     "dhns": NegativeScheme("uniform", "self_adversarial", "dhns"),  # the reference: its base loss is self-adversarial
     "bernoulli_dhns": NegativeScheme("bernoulli", "self_adversarial", "dhns"),  # the same on Bernoulli's sides
+    # NSCaching as published: replacements drawn from each query's cache of high-scoring entities, weighed alike
+    "nscaching": NegativeScheme("uniform", "uniform", cache="nscaching"),
+    "bernoulli_nscaching": NegativeScheme("bernoulli", "uniform", cache="nscaching"),
 }
 SAMPLER_NAMES = tuple(name for name, scheme in SAMPLER_PRESETS.items() if not scheme.uses_generator)
 TRAIN_SAMPLER_NAMES = tuple(SAMPLER_PRESETS)
 
 
 def negative_scheme(sampler: str, corruption: str = FROM_SAMPLER, weighting: str = FROM_SAMPLER,
-                    generated: str = FROM_SAMPLER) -> NegativeScheme:
+                    generated: str = FROM_SAMPLER, cache: str = FROM_SAMPLER) -> NegativeScheme:
     """The preset `sampler` with each axis that is set ("" = the preset's) in its place."""
     preset = SAMPLER_PRESETS[sampler]
-    return NegativeScheme(corruption or preset.corruption, weighting or preset.weighting, generated or preset.generated)
+    return NegativeScheme(corruption or preset.corruption, weighting or preset.weighting, generated or preset.generated,
+                          cache or preset.cache)
 
 
 def preset_of(scheme: NegativeScheme) -> str | None:
@@ -169,9 +180,13 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    sampler: str  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial
+    sampler: str  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial | (bernoulli_)nscaching
     corruption: str  # uniform | bernoulli; "" = the sampler's
     weighting: str  # uniform | self_adversarial; "" = the sampler's
+    cache: str  # none | nscaching (replacements from each query's cache of high scorers); "" = the sampler's
+    cache_size: int  # N1: entities cached per (h, r) for tails and per (r, t) for heads
+    cache_pool: int  # N2: entities drawn uniformly at each refresh to compete with the cached ones
+    cache_refresh: str  # importance (N1 drawn without replacement, probability ~ exp(score)) | top (the N1 highest)
     num_negatives: int
     adversarial_temperature: float  # only where the weighting is self_adversarial
     batch_size: int
@@ -196,7 +211,7 @@ class PretrainConfig:
     @property
     def negatives(self) -> NegativeScheme:
         """The one place a stage's negative settings are decoded: the sampler preset with its axes overridden."""
-        return negative_scheme(self.sampler, self.corruption, self.weighting)
+        return negative_scheme(self.sampler, self.corruption, self.weighting, cache=self.cache)
 
     def loss_temperature(self) -> float | None:
         """The self-adversarial temperature, or None where the loss weighs negatives uniformly."""
@@ -206,10 +221,12 @@ class PretrainConfig:
         _check_choice(section, "sampler", self.sampler, samplers)
         _check_choice(section, "corruption", self.corruption, (FROM_SAMPLER,) + CORRUPTIONS)
         _check_choice(section, "weighting", self.weighting, (FROM_SAMPLER,) + WEIGHTINGS)
+        _check_choice(section, "cache", self.cache, (FROM_SAMPLER,) + NEGATIVE_CACHES)
+        _check_choice(section, "cache_refresh", self.cache_refresh, CACHE_REFRESH_RULES)
         _check_choice(section, "precision", self.precision, PRECISIONS)
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
-        for key in ("num_negatives", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs", "eval_every",
+        for key in ("num_negatives", "cache_size", "cache_pool", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs", "eval_every",
                     "eval_batch_size", "num_processes"):
             _check_positive(section, key, getattr(self, key))
         for key in ("adversarial_temperature", "regularization", "patience", "max_grad_norm", "checkpoint_every"):
@@ -295,7 +312,7 @@ class TrainConfig(PretrainConfig):
 
     @property
     def negatives(self) -> NegativeScheme:
-        return negative_scheme(self.sampler, self.corruption, self.weighting, self.generated_negatives)
+        return negative_scheme(self.sampler, self.corruption, self.weighting, self.generated_negatives, self.cache)
 
     @property
     def chain(self) -> ReverseChain:

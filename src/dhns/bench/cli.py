@@ -12,6 +12,8 @@ What is timed, always through the library's own step functions (no copy of a tra
   base), timed right before the dhns step on the same batches, so their ratio is one run's;
 - train: `train_step` with the dhns sampler and `dhns.training.ntat.HardNegativeObjective` (the reverse chains,
   full or strided: `--chain-stride`, `--chain-eta`);
+- cache: `train_step` with the classic settings drawing from NSCaching's cache (params' cache_size, cache_pool and
+  cache_refresh), its refresh after each step included: what real hard negatives cost beside generated ones;
 - generation: `HierarchicalGenerator.generate` alone on the same batches, for the denoiser's FLOP/s;
 - validation (with train): `evaluate_link_prediction` on the valid split, as the train stage runs it after
   each epoch; the DHNS / classic epoch ratio counts it on both sides;

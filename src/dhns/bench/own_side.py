@@ -49,7 +49,7 @@ class OurSide:
     def workload(self, bench_config: BenchConfig, params: Params) -> PretrainConfig:
         """params' pretrain section with the loss both sides share: self-adversarial, no regulariser, fp32 Adam."""
         return dataclasses.replace(pretrain_settings(bench_config, params), sampler="self_adversarial", corruption="",
-                                   weighting="", kgc_lr=self.config.lr, regularization=0.0, max_grad_norm=0.0,
+                                   weighting="", cache="none", kgc_lr=self.config.lr, regularization=0.0, max_grad_norm=0.0,
                                    adversarial_temperature=self.config.adversarial_temperature, precision="fp32",
                                    optimizer="adam")
 

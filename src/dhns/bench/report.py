@@ -83,7 +83,8 @@ def format_report(result: dict[str, Any]) -> str:
                                               for key, value in stages["settings"].items()))
     for name, title in (("pretrain", "pretrain (self-adversarial)"), ("diffusion", "diffusion (generator_step)"),
                         ("classic", "train, classic (the dhns settings without generated negatives)"),
-                        ("train", f"train (dhns, {chain} reverse chain)")):
+                        ("train", f"train (dhns, {chain} reverse chain)"),
+                        ("cache", "train, nscaching (the classic settings drawing from a cache of high scorers)")):
         if name in stages:
             lines += _phase_lines(title, stages[name], result.get("peaks", {}))
     if "dhns_over_classic" in stages:
@@ -92,6 +93,10 @@ def format_report(result: dict[str, Any]) -> str:
                   "sides (once per epoch in the train stage)",
                   f"DHNS / classic ({chain} chain): step {ratio['step']:.2f}x, epoch with validation "
                   f"{ratio['epoch_with_validation']:.2f}x (targets: 2x and 1.5x)"]
+    if "cache_over_classic" in stages:
+        ratio = stages["cache_over_classic"]
+        lines.append(f"NSCaching / classic: step {ratio['step']:.2f}x, epoch with validation "
+                     f"{ratio['epoch_with_validation']:.2f}x")
     if "generation" in stages:
         gen = stages["generation"]
         lines.append(f"denoiser (generate alone): {gen['seconds_per_batch']:.3f} s per batch over "

@@ -60,6 +60,13 @@ def classic_settings(dhns: TrainConfig) -> TrainConfig:
     return dataclasses.replace(dhns, generated_negatives="none")
 
 
+def cache_settings(dhns: TrainConfig) -> TrainConfig:
+    """The same train stage with NSCaching's cache instead of generated negatives (params' N1, N2 and refresh rule):
+    real hard negatives, beside the classic and the DHNS step."""
+    return dataclasses.replace(dhns, sampler="nscaching", corruption=dhns.negatives.corruption, weighting="",
+                               generated_negatives="", cache="")
+
+
 def diffusion_settings(config: BenchConfig, params: Params) -> DiffusionConfig:
     changed: dict = {"num_diffusion_steps": config.diffusion_steps, "batch_size": config.batch_size}
     if config.precision is not None:

@@ -36,6 +36,11 @@ class Arm:
         return self.scheme.uses_generator
 
     @property
+    def caches(self) -> bool:
+        """Draws real hard negatives from a cache (NSCaching): the third comparator, not a classic sampler."""
+        return self.scheme.cached
+
+    @property
     def name(self) -> str:
         preset = preset_of(self.scheme)
         if preset is None:
@@ -72,17 +77,19 @@ PROTOCOL_PREFIXES = {"finetune": "", "joint": "joint_"}
 
 def _compose_arms() -> list[Arm]:
     """Every arm the comparison can run, in the tables' order: classic presets, then each DHNS preset in both
-    forms on the full chain, then the same on the strided chain."""
-    classic = [Arm(scheme) for scheme in SAMPLER_PRESETS.values() if not scheme.uses_generator]
+    forms on the full chain, then the same on the strided chain, then the cache presets."""
+    classic = [Arm(scheme) for scheme in SAMPLER_PRESETS.values() if not scheme.uses_generator and not scheme.cached]
     generated = [scheme for scheme in SAMPLER_PRESETS.values() if scheme.uses_generator]
     full = [Arm(scheme, form) for scheme in generated for form in HARD_LOSS_FORMS]
-    return classic + full + [dataclasses.replace(arm, chain="strided") for arm in full]
+    cached = [Arm(scheme) for scheme in SAMPLER_PRESETS.values() if scheme.cached and not scheme.uses_generator]
+    return classic + full + [dataclasses.replace(arm, chain="strided") for arm in full] + cached
 
 
 FINETUNE_ARMS: tuple[Arm, ...] = tuple(_compose_arms())
 ARMS: dict[str, dict[str, str]] = {arm.name: arm.settings() for arm in FINETUNE_ARMS}
 BY_NAME: dict[str, Arm] = {arm.name: arm for arm in FINETUNE_ARMS}
-BASELINES = tuple(arm.name for arm in FINETUNE_ARMS if not arm.generates)
+BASELINES = tuple(arm.name for arm in FINETUNE_ARMS if not arm.generates and not arm.caches)
+CACHE_ARMS = tuple(arm.name for arm in FINETUNE_ARMS if arm.caches)  # DHNS's third comparator, listed once run
 DHNS_ARMS = tuple(arm.name for arm in FINETUNE_ARMS if arm.generates)
 GRID_ARMS = BASELINES + ("dhns", "dhns_per_view")  # `all`: the issue's grid; the Bernoulli-sided DHNS arms on request
 OPTIONAL_ARMS = tuple(arm for arm in ARMS if arm not in GRID_ARMS)  # listed in the tables only once they have cells
@@ -153,7 +160,7 @@ def arm_of(train: Mapping[str, object]) -> str:
     less: the missing ones are what those runs used (uniform axes from the preset, the full chain, finetune).
     """
     scheme = negative_scheme(str(train["sampler"]), str(train.get("corruption", "")), str(train.get("weighting", "")),
-                             str(train.get("generated_negatives", "")))
+                             str(train.get("generated_negatives", "")), str(train.get("cache", "")))
     chain_values = (int(train.get("chain_stride", 1)), float(train.get("chain_eta", 1.0)))
     chain = next((name for name, values in CHAINS.items() if values == chain_values), None)
     if scheme.uses_generator and chain is None:

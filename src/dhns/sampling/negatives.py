@@ -3,8 +3,9 @@
 A sampler decides for each positive (h, r, t) which side to corrupt and draws k replacement entities.
 Replacements that would form a known training triple (false negatives) are redrawn a few times and any
 that remain are masked out, so the loss never pushes a true triple down. Samplers differ only in the
-corruption rule (`uniform` or `bernoulli` sides); the sampler presets of params.yaml (`self_adversarial`,
-`dhns`, ...) add the loss's weighting and generated negatives (`dhns.config.NegativeScheme`).
+corruption rule (`uniform` or `bernoulli` sides); `dhns.sampling.cache` draws the replacements from a cache of
+high scorers instead. The sampler presets of params.yaml (`self_adversarial`, `nscaching`, `dhns`, ...) add the
+loss's weighting and generated negatives (`dhns.config.NegativeScheme`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,16 @@ class NegativeSampler:
             entities = torch.where(valid, entities, redraw)
             valid = ~self._is_known(positives, entities, corrupt_tail)
         return Negatives(entities=entities, corrupt_tail=corrupt_tail, valid=valid)
+
+    def refresh(self, model: torch.nn.Module, positives: Tensor, generator: torch.Generator | None = None) -> None:
+        """After each optimiser step: a sampler that follows the model (`dhns.sampling.cache`) updates its state."""
+
+    def state_dict(self) -> dict:
+        """What changes during training (a checkpoint carries it); a corrupting sampler has nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
 
     def _is_known(self, positives: Tensor, entities: Tensor, corrupt_tail: Tensor) -> Tensor:
         heads = torch.where(corrupt_tail.unsqueeze(1), positives[:, :1], entities)

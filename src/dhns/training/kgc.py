@@ -26,6 +26,7 @@ from dhns.distributed import (
 from dhns.evaluation import FilterIndex, evaluate_link_prediction
 from dhns.host import keep_freed_memory
 from dhns.models.kgc import KGCModel
+from dhns.sampling import NegativeSampler
 from dhns.training.objective import ExtraObjective, Objective, batch_loss
 from dhns.training.step import LazyAdam, RowAdagrad, adam, apply_gradients, precision_context, run_epoch
 
@@ -102,7 +103,8 @@ def train_kgc(
         # only rank 0 writes snapshots, so only its disk is trusted (other nodes may not share it)
         snapshot = broadcast_from_main(checkpointing.load(run_key) if parallel.is_main else None, parallel)
         if snapshot is not None:
-            loop = _restore_kgc_snapshot(snapshot, model, optimizer, order_rng, sample_rng, extra, parallel)
+            loop = _restore_kgc_snapshot(snapshot, model, optimizer, order_rng, sample_rng, objective.sampler, extra,
+                                         parallel)
             if on_resume is not None:
                 on_resume(list(loop.history))
 
@@ -135,7 +137,7 @@ def train_kgc(
         loop.epoch = epoch
         loop.seconds = time.perf_counter() - started
         if checkpointing is not None and checkpointing.due(epoch):
-            snapshot = _kgc_snapshot(loop, model, optimizer, order_rng, sample_rng, extra, parallel)
+            snapshot = _kgc_snapshot(loop, model, optimizer, order_rng, sample_rng, objective.sampler, extra, parallel)
             if parallel.is_main:
                 checkpointing.save(snapshot, run_key)
         if on_epoch is not None:
@@ -189,13 +191,16 @@ def _make_step(
         with precision_context(objective.precision, local.device):
             loss = replicated(local, sample_rng, scale)
         apply_gradients(loss, optimizer, model.parameters(), objective.max_grad_norm)
+        with precision_context(objective.precision, local.device):
+            objective.sampler.refresh(model, local, sample_rng)  # this rank's caches, from its own shard
         return loss.detach().float()
 
     return step
 
 
 def _kgc_snapshot(loop: LoopState, model: KGCModel, optimizer: torch.optim.Optimizer, order_rng: torch.Generator,
-                  sample_rng: torch.Generator, extra: ExtraObjective | None, parallel: Parallel) -> dict:
+                  sample_rng: torch.Generator, sampler: NegativeSampler, extra: ExtraObjective | None,
+                  parallel: Parallel) -> dict:
     """Collective under several ranks (every rank's sampling state is gathered): call it on all of them."""
     return {
         "loop": dataclasses.asdict(loop),
@@ -204,18 +209,21 @@ def _kgc_snapshot(loop: LoopState, model: KGCModel, optimizer: torch.optim.Optim
         "optimizer": optimizer.state_dict(),
         "rng": rng_state(order_rng),
         "sample_rngs": gather_objects(rng_state(sample_rng).cpu(), parallel),
+        "samplers": gather_objects(sampler.state_dict(), parallel),  # a cache sampler's caches, per rank
         "extra": extra.state_dict() if extra is not None else {},
     }
 
 
 def _restore_kgc_snapshot(snapshot: dict, model: KGCModel, optimizer: torch.optim.Optimizer,
-                          order_rng: torch.Generator, sample_rng: torch.Generator, extra: ExtraObjective | None,
-                          parallel: Parallel) -> LoopState:
+                          order_rng: torch.Generator, sample_rng: torch.Generator, sampler: NegativeSampler,
+                          extra: ExtraObjective | None, parallel: Parallel) -> LoopState:
     model.load_state_dict(snapshot["model"])
     optimizer.load_state_dict(snapshot["optimizer"])
     restore_rng(order_rng, snapshot["rng"])
     if sample_rng is not order_rng:
         restore_rng(sample_rng, snapshot["sample_rngs"][parallel.rank])
+    if "samplers" in snapshot:  # snapshots from before samplers had state carry none
+        sampler.load_state_dict(snapshot["samplers"][parallel.rank])
     if extra is not None:
         extra.load_state_dict(snapshot["extra"])
     loop = LoopState(**snapshot["loop"])
@@ -245,6 +253,8 @@ def train_step(model: KGCModel, optimizer: torch.optim.Optimizer, objective: Obj
     with precision_context(objective.precision, positives.device):
         loss = batch_loss(model, objective, positives, generator)
     apply_gradients(loss, optimizer, model.parameters(), objective.max_grad_norm)
+    with precision_context(objective.precision, positives.device):
+        objective.sampler.refresh(model, positives, generator)  # a cache follows the updated model
     if extra is not None:
         extra.after_step(model, positives, generator)
     return loss.detach().float()

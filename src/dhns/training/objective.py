@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dhns.config import PretrainConfig
 from dhns.models.kgc import KGCModel
-from dhns.sampling import NegativeSampler, make_sampler
+from dhns.sampling import CacheSampler, NegativeSampler, make_sampler
 
 Tensor = torch.Tensor
 
@@ -68,13 +68,15 @@ def objective_for(config: PretrainConfig, sampler: NegativeSampler,
 
 def build_objective(config: PretrainConfig, train_triples: Tensor, num_entities: int, num_relations: int,
                     extra: ExtraObjective | None = None) -> Objective:
-    """A stage's objective from its settings: the corrupting sampler its scheme names, plus `extra`.
+    """A stage's objective from its settings: the sampler its scheme names (corrupting, or cached), plus `extra`.
 
     Generated negatives come from `dhns.training.ntat.build_train_objective`, which builds their term and
     calls this; kept apart so that pretraining, which never generates, does not depend on the generator.
     """
     sampler = make_sampler(config.negatives.corruption, train_triples, num_entities, num_relations,
                            config.num_negatives)
+    if config.negatives.cached:  # the corruption rule still picks the side; the cache supplies the entity
+        sampler = CacheSampler(sampler, train_triples, config.cache_size, config.cache_pool, config.cache_refresh)
     return objective_for(config, sampler, extra)
 
 
