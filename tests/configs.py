@@ -23,7 +23,8 @@ MODEL: dict[str, Any] = dict(name="transe", embedding_dim=200, margin=9.0, use_f
 PRETRAIN: dict[str, Any] = dict(
     sampler="self_adversarial", corruption="", weighting="", cache="", cache_size=50, cache_pool=50,
     cache_refresh="importance", num_negatives=64, adversarial_temperature=1.0,
-    batch_size=1024, kgc_lr=0.005, regularization=0.0, regularizer="l2", num_epochs=50, eval_every=5, patience=3,
+    batch_size=1024, kgc_lr=0.005, regularization=0.0, regularizer="l2", num_epochs=50, eval_every=5, patience=3, min_epochs=0,
+    lr_schedule="none", lr_decay_factor=0.5, lr_decay_patience=1,
     eval_batch_size=256, max_grad_norm=0.0, checkpoint_every=1, num_processes=1, precision="fp32", optimizer="adam",
     row_adagrad_lr=0.1)
 LEVELS = (HardnessLevel(0, 0.0, 0.1), HardnessLevel(5, 0.5, 0.3), HardnessLevel(6, 1.0, 0.5),

@@ -286,3 +286,23 @@ def test_fingerprint_tells_runs_apart_and_takes_any_tensor() -> None:
                                torch.ones(2, dtype=torch.bfloat16))
     assert base != fingerprint("pretrain", PRETRAIN, 0, torch.tensor(3.5), {"step": torch.tensor(1)},
                                torch.ones(2, dtype=torch.bfloat16))
+
+
+def test_killed_training_resumes_with_its_decayed_learning_rate(tmp_path: Path) -> None:
+    """The plateau schedule's decayed rates live in the optimizer's state and its count in the loop's: a run
+    killed after a decay goes on at the decayed rate, to the uninterrupted result."""
+    config = dataclasses.replace(PRETRAIN, num_epochs=8, eval_every=1, kgc_lr=0.2, lr_schedule="plateau",
+                                 lr_decay_factor=0.5, lr_decay_patience=1)
+    reference_model = fresh_model()
+    reference = fit(reference_model, config, None)
+    rates = [record["lr"] for record in reference.history]
+    first_decay = next(i for i, rate in enumerate(rates) if rate < config.kgc_lr) + 1  # the epoch it happened
+    assert first_decay < config.num_epochs
+
+    checkpointing = Checkpointing(tmp_path / "ckpt", every=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(fresh_model(), config, checkpointing, stop_after=first_decay)
+    resumed_model = fresh_model()
+    resumed = fit(resumed_model, config, checkpointing)
+    assert_same_state(resumed_model, reference_model)
+    assert without_seconds(resumed.history) == without_seconds(reference.history)

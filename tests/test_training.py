@@ -1,5 +1,6 @@
 """Losses by hand, and a sanity graph every scorer must learn in seconds."""
 
+import dataclasses
 import math
 
 import pytest
@@ -234,3 +235,38 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
     host.has_native_bf16.cache_clear()
     assert host.resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert host.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_min_epochs_defers_early_stopping_and_the_plateau_schedule_decays_every_rate(monkeypatch):
+    """Validation MRR 0.5 at epoch 1, then always less; patience 1, min_epochs 4, a decay of 0.5 after each
+    validation without gain (lr_decay_patience 1). By hand: epochs 2, 3 and 4 are stale, so the rate is
+    0.04 * 0.5 = 0.02 after epoch 2, 0.01 after 3, 0.005 after 4; the run may stop only once 4 epochs ran."""
+    scripted_validation(monkeypatch, [0.5, 0.4, 0.3, 0.2, 0.1])
+    config = pretrain_config(num_negatives=4, batch_size=8, kgc_lr=0.04, num_epochs=30, eval_every=1, patience=1,
+                             min_epochs=4, lr_schedule="plateau", lr_decay_factor=0.5, lr_decay_patience=1)
+    result, _, _ = train_with_snapshots(config)
+    assert result.epochs_run == 4 and result.best_epoch == 1
+    assert [record["lr"] for record in result.history] == pytest.approx([0.04, 0.02, 0.01, 0.005])
+    without_minimum = train_with_snapshots(dataclasses.replace(config, min_epochs=0))[0]
+    assert without_minimum.epochs_run == 2  # patience 1 alone stops after the first stale validation
+
+
+def test_the_plateau_decay_waits_for_its_own_patience_and_reaches_a_row_optimizer_s_dense_adam(monkeypatch):
+    """lr_decay_patience 2: stale validations at epochs 2 and 3 decay once (after 3), the gain at 4 resets the
+    count, stale 5 and 6 decay again. Row-wise Adagrad's table rate (0.1) and its dense Adam's (kgc_lr 0.01) both."""
+    scripted_validation(monkeypatch, [0.3, 0.2, 0.1, 0.4, 0.3, 0.2, 0.1])
+    config = pretrain_config(num_negatives=4, batch_size=8, kgc_lr=0.01, num_epochs=7, eval_every=1, patience=0,
+                             lr_schedule="plateau", lr_decay_factor=0.1, lr_decay_patience=2, optimizer="row_adagrad")
+    seen = []
+    import dhns.training.kgc as kgc
+
+    original = kgc.learning_rate
+
+    def spy(optimizer):
+        seen.append(optimizer.dense.param_groups[0]["lr"])
+        return original(optimizer)
+
+    monkeypatch.setattr(kgc, "learning_rate", spy)
+    result, _, _ = train_with_snapshots(config)
+    assert [record["lr"] for record in result.history] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001])
+    assert seen == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.001, 0.0001, 0.0001])

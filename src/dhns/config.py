@@ -31,6 +31,7 @@ WEIGHTINGS = ("uniform", "self_adversarial")  # how the loss weighs negatives: m
 GENERATED_NEGATIVES = ("none", "dhns")  # negatives added by a generator: none | DiffHEG's hierarchical ones (NTAT)
 NEGATIVE_CACHES = ("none", "nscaching")  # where replacements come from: all entities | a cache of high scorers (Zhang 2019)
 CACHE_REFRESH_RULES = ("importance", "top")  # keep N1 drawn with probability ~ exp(score) | the N1 highest
+LR_SCHEDULES = ("none", "plateau")  # constant | multiplied by lr_decay_factor after lr_decay_patience stale validations
 FROM_SAMPLER = ""  # an axis left "" takes the sampler preset's value
 TIE_POLICIES = ("optimistic", "realistic", "pessimistic")
 DIFFUSION_LOSSES = ("l1", "l2")
@@ -196,6 +197,10 @@ class PretrainConfig:
     num_epochs: int  # the budget; early stopping (patience) usually ends a run before it
     eval_every: int  # epochs between validation passes
     patience: int  # validation passes without improvement before stopping; 0 = never stop early
+    min_epochs: int  # no early stop before this many epochs: a noisy start cannot end a run
+    lr_schedule: str  # none | plateau: every learning rate times lr_decay_factor after lr_decay_patience stale validations
+    lr_decay_factor: float  # in (0, 1)
+    lr_decay_patience: int  # stale validation passes before each decay (the count restarts after a decay or a gain)
     eval_batch_size: int
     max_grad_norm: float  # clip the gradient's global L2 norm to this; 0 = no clipping
     checkpoint_every: int  # epochs between resumable checkpoints in checkpoints/<stage>; 0 = none
@@ -224,12 +229,16 @@ class PretrainConfig:
         _check_choice(section, "cache", self.cache, (FROM_SAMPLER,) + NEGATIVE_CACHES)
         _check_choice(section, "cache_refresh", self.cache_refresh, CACHE_REFRESH_RULES)
         _check_choice(section, "precision", self.precision, PRECISIONS)
+        _check_choice(section, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not 0.0 < self.lr_decay_factor < 1.0:
+            raise ParamsError(f"params {section}.lr_decay_factor: {self.lr_decay_factor!r} must be in (0, 1)")
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
         for key in ("num_negatives", "cache_size", "cache_pool", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs", "eval_every",
-                    "eval_batch_size", "num_processes"):
+                    "eval_batch_size", "num_processes", "lr_decay_patience"):
             _check_positive(section, key, getattr(self, key))
-        for key in ("adversarial_temperature", "regularization", "patience", "max_grad_norm", "checkpoint_every"):
+        for key in ("adversarial_temperature", "regularization", "patience", "min_epochs", "max_grad_norm",
+                    "checkpoint_every"):
             _check_positive(section, key, getattr(self, key), allow_zero=True)
 
 

@@ -51,6 +51,7 @@ class LoopState:
     best_metric: float = -math.inf
     best_epoch: int = 0
     stale: int = 0
+    plateau: int = 0  # validations without gain since the last gain or learning-rate decay
     best_state: dict | None = None
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
@@ -112,7 +113,7 @@ def train_kgc(
     progress = tqdm(range(loop.epoch + 1, config.num_epochs + 1), desc=stage, unit="epoch",
                     disable=None if parallel.is_main else True, initial=loop.epoch, total=config.num_epochs)
     for epoch in progress:
-        if config.patience and loop.stale >= config.patience:
+        if should_stop(loop, config):
             log.info("early stop after epoch %d: no validation gain for %d evaluations", loop.epoch, loop.stale)
             break
         model.train()
@@ -127,10 +128,16 @@ def train_kgc(
             record["valid_mrr"] = metrics["both"][tie_policy]["mrr"]
             record["valid_hits_at_10"] = metrics["both"][tie_policy]["hits_at_10"]
             if record["valid_mrr"] > loop.best_metric:
-                loop.best_metric, loop.best_epoch, loop.stale = record["valid_mrr"], epoch, 0
+                loop.best_metric, loop.best_epoch, loop.stale, loop.plateau = record["valid_mrr"], epoch, 0, 0
                 loop.best_state = clone_state(model)
             else:
                 loop.stale += 1
+                loop.plateau += 1
+                if config.lr_schedule == "plateau" and loop.plateau >= config.lr_decay_patience:
+                    scale_learning_rates(optimizer, config.lr_decay_factor)
+                    loop.plateau = 0
+            if config.lr_schedule != "none":
+                record["lr"] = learning_rate(optimizer)  # a curve of its own (dvclive) where it can change
             progress.set_postfix(loss=f"{record['loss']:.4f}", valid_mrr=f"{record['valid_mrr']:.4f}")
             log.info("epoch %d loss %.4f valid mrr %.4f", epoch, record["loss"], record["valid_mrr"])
         loop.history.append(record)
@@ -146,6 +153,28 @@ def train_kgc(
         model.load_state_dict(loop.best_state)
     model.eval()
     return TrainResult(loop.best_epoch, loop.best_metric, loop.epoch, time.perf_counter() - started, loop.history)
+
+
+def should_stop(loop: LoopState, config: PretrainConfig) -> bool:
+    """`patience` validations without gain end a run, but never before `min_epochs` (a noisy start is no plateau)."""
+    return bool(config.patience) and loop.stale >= config.patience and loop.epoch >= config.min_epochs
+
+
+def scale_learning_rates(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Every learning rate of `optimizer` times `factor`, the dense Adam inside a row optimizer's too.
+
+    Kept in the optimizer's own param groups, so its state_dict (and so a checkpoint) carries the decayed rates.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    inner = getattr(optimizer, "dense", None)
+    if inner is not None:
+        scale_learning_rates(inner, factor)
+
+
+def learning_rate(optimizer: torch.optim.Optimizer) -> float:
+    """The first param group's rate (the entity table's under a row optimizer): what the history logs."""
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def kgc_optimizer(model: KGCModel, config: PretrainConfig) -> torch.optim.Optimizer:
