@@ -1,8 +1,9 @@
 """The comparison as one picture: a forest plot of each DHNS arm's paired test MRR difference.
 
 For each (dataset, scorer) with cells, each protocol and each DHNS form (the reference and the per-view
-hard loss, as that protocol's grid runs them), two comparisons, one panel each: against the best classic sampler (chosen on validation, as in the tables)
-and against the arm's own base (the classic sampler it adds its hard loss to). Every seed's difference is
+hard loss, as that protocol's grid runs them), up to three comparisons, one panel each: against the best classic
+sampler (chosen on validation, as in the tables), against the arm's own base (the classic sampler it adds its hard
+loss to) and, once a cache arm (NSCaching) has cells, against the best of those on validation. Every seed's difference is
 a point, the mean a larger mark with its 95% interval (Student's t over the seeds), coloured by protocol,
 zero a rule: a reader sees at a glance which intervals clear zero, and whether the protocol changes that. `make compare` writes `docs/results/forest.svg` and `.png`.
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from dhns.compare.arms import FORM_NAMES, OWN_BASE, PROTOCOLS
-from dhns.compare.tables import best_baseline, grid_order, group_cells, paired_difference
+from dhns.compare.tables import best_baseline, best_cache_arm, grid_order, group_cells, paired_difference
 
-COMPARISONS = ("against the best classic sampler", "against its own base")
+COMPARISONS = ("against the best classic sampler", "against its own base",
+               "against the best cache of real hard negatives")  # the third panel only once a cache arm has cells
 # Student's t, two-sided 95% (the 0.975 quantile), by degrees of freedom; beyond the table the normal's 1.96
 # is within 2% from 60 on. Published values (e.g. any statistics table), not computed here.
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -60,7 +62,7 @@ def forest_rows(cells: Sequence[Mapping], datasets: Sequence[str],
                 if not arms.get(arm):
                     continue
                 label = f"{dataset} {SCORER_NAMES.get(scorer, scorer)} · {FORM_NAMES[arm]} · {protocol.title}"
-                for comparison, other in zip(COMPARISONS, (best, OWN_BASE[arm])):
+                for comparison, other in zip(COMPARISONS, (best, OWN_BASE[arm], best_cache_arm(arms))):
                     paired = paired_difference(arms[arm], arms.get(other) or {}) if other else None
                     if paired is None or not paired.seeds:
                         continue
