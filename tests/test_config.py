@@ -153,7 +153,41 @@ def test_each_hard_loss_form_has_its_own_preset_mu(tmp_path, train, expected):
     assert config.kgc_lr == 0.002  # the form-free part of the preset applies to both forms
 
 
+DATASET_PRESETS = {"transe": {"pretrain": {"kgc_lr": 0.005},
+                              "train": {"kgc_lr": 0.001, "joint": {"kgc_lr": 0.005, "per_view": {"hard_loss_weight": 0.01}}},
+                              "datasets": {"DB15K": {"pretrain": {"kgc_lr": 0.002},
+                                                     "train": {"joint": {"kgc_lr": 0.001,
+                                                                         "per_view": {"hard_loss_weight": 1.0}}}}}}}
+
+
+@pytest.mark.parametrize("dataset, protocol, form, expected", [
+    ("MKG-Y", "joint", "per_view", (0.005, 0.005, 0.01)),  # no block for MKG-Y: the scorer's own
+    ("DB15K", "joint", "per_view", (0.002, 0.001, 1.0)),  # DB15K's rates and its joint per-view mu
+    ("DB15K", "joint", "reference", (0.002, 0.001, 0.01)),  # the block names no reference mu: the section's
+    ("DB15K", "finetune", "per_view", (0.002, 0.001, 0.01)),  # fine-tune: the scorer's train rate, untouched
+])
+def test_settings_chosen_on_one_dataset_apply_to_that_dataset_only(tmp_path, dataset, protocol, form, expected):
+    raw = {"model": {"name": "transe"}, "data": {"dataset": dataset}, "scorers": DATASET_PRESETS,
+           "train": {"protocol": protocol, "hard_loss": form, "hard_loss_weight": 0.01}}
+    if (dataset, protocol, form) == ("DB15K", "joint", "per_view"):
+        del raw["train"]["hard_loss_weight"]  # left to the presets: DB15K's joint per-view mu
+    params = load_params(write_params(tmp_path, raw))
+    expected_train_lr = 0.001 if protocol == "finetune" else expected[1]
+    assert (params.pretrain.kgc_lr, params.train.kgc_lr, params.train.hard_loss_weight) == (
+        expected[0], expected_train_lr, expected[2])
+
+
+def test_a_stage_section_still_wins_over_a_dataset_preset(tmp_path):
+    raw = {"model": {"name": "transe"}, "data": {"dataset": "DB15K"}, "scorers": DATASET_PRESETS,
+           "pretrain": {"kgc_lr": 0.0005}}
+    assert load_params(write_params(tmp_path, raw)).pretrain.kgc_lr == 0.0005
+
+
 @pytest.mark.parametrize("scorers, message", [
+    ({"transe": {"datasets": {"DB15K": {"pretrain": {"kgc_lr": -1}}}}},
+     "scorers.transe.datasets.DB15K.pretrain.kgc_lr: -1.0 must be > 0"),
+    ({"transe": {"datasets": {"DB15K": {"pretrian": {}}}}}, "scorers.transe.datasets.DB15K: expected sections"),
+    ({"transe": {"datasets": [1]}}, "scorers.transe.datasets: expected a mapping"),
     ({"distmult": {"pretrain": {"kgc_rate": 0.1}}}, r"scorers.distmult.pretrain: unknown key\(s\) \['kgc_rate'\]"),
     ({"rotate": {"pretrain": {"kgc_lr": 0}}}, "scorers.rotate.pretrain.kgc_lr: 0.0 must be > 0"),
     ({"complex": {}}, "scorers.<name>: 'complex' is not one of transe, distmult, rotate"),
@@ -173,9 +207,10 @@ def test_repository_presets_exist_for_every_scorer_and_keep_their_keys_out_of_th
     the stage section would silently win for every scorer."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for name in ("transe", "distmult", "rotate"):
-        assert set(raw["scorers"][name]) == {"model", "pretrain", "train"}
+        assert set(raw["scorers"][name]) == {"model", "pretrain", "train", "datasets"}
         for section, values in raw["scorers"][name].items():
-            assert not set(values) & set(raw[section]), (name, section)
+            if section != "datasets":
+                assert not set(values) & set(raw[section]), (name, section)
 
 
 @pytest.mark.parametrize("scorer", ["transe", "distmult", "rotate"])

@@ -483,12 +483,16 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     for name, settings in scorers.items():
         _check_choice("scorers", "<name>", name, MODEL_NAMES)
         settings = settings or {}
-        if not isinstance(settings, Mapping) or not set(settings) <= set(SCORER_SECTIONS):
-            raise ParamsError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)}, got {settings!r}")
+        if not isinstance(settings, Mapping) or not set(settings) <= set(SCORER_SECTIONS) | {DATASET_BLOCK}:
+            raise ParamsError(f"params scorers.{name}: expected sections among {sorted(SCORER_SECTIONS)} and "
+                              f"{DATASET_BLOCK}, got {settings!r}")
+        _check_dataset_blocks(name, settings.get(DATASET_BLOCK))
     resolved = dict(merged)
     model = merged.get("model") or {}
     name = model.get("name") if isinstance(model, Mapping) else None  # none: the complete check names it
-    for section, values in (scorers.get(name) or {}).items():
+    data = merged.get("data") or {}
+    dataset = data.get("dataset") if isinstance(data, Mapping) else None
+    for section, values in for_dataset(scorers.get(name) or {}, dataset).items():
         own = merged.get(section) or {}
         if not isinstance(own, Mapping):
             raise ParamsError(f"params {section}: expected a mapping, got {own!r}")
@@ -498,9 +502,42 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             plain = dict(values or {})
         resolved[section] = {**plain, **own}
     for name, settings in scorers.items():  # each checked on top of the selected scorer's sections
-        for section, values in (settings or {}).items():
-            _validate_preset(name, section, values or {}, resolved.get(section))
+        settings = settings or {}
+        for label, sections in [(name, for_dataset(settings, None))] + [(f"{name}.{DATASET_BLOCK}.{other}", for_dataset(settings, other))
+                                                     for other in settings.get(DATASET_BLOCK) or {}]:
+            for section, values in sections.items():
+                _validate_preset(label, section, values or {}, resolved.get(section))
     return resolved
+
+
+DATASET_BLOCK = "datasets"  # scorers.<name>.datasets.<dataset>: settings chosen on that dataset's validation split
+
+
+def for_dataset(settings: Mapping[str, Any], dataset: str | None) -> dict[str, Any]:
+    """A scorer's sections with `datasets.<dataset>` merged in, key by key (a form or joint block only where it
+    names a key): a learning rate or mu chosen on DB15K's validation split is DB15K's, not every benchmark's."""
+    sections = {key: value for key, value in settings.items() if key != DATASET_BLOCK}
+    return _merged(sections, ((settings.get(DATASET_BLOCK) or {}).get(dataset) or {}) if dataset else {})
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        inner = merged.get(key)
+        merged[key] = _merged(inner, value) if isinstance(inner, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
+def _check_dataset_blocks(name: str, blocks: Any) -> None:
+    if blocks is None:
+        return
+    where = f"scorers.{name}.{DATASET_BLOCK}"
+    if not isinstance(blocks, Mapping):
+        raise ParamsError(f"params {where}: expected a mapping of dataset name to sections, got {blocks!r}")
+    for dataset, sections in blocks.items():
+        if not isinstance(sections, Mapping) or not set(sections) <= set(SCORER_SECTIONS):
+            raise ParamsError(f"params {where}.{dataset}: expected sections among {sorted(SCORER_SECTIONS)}, "
+                              f"got {sections!r}")
 
 
 def _train_preset(values: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
