@@ -13,11 +13,11 @@ import torch.multiprocessing as mp
 
 from configs import model_config, pretrain_config
 from dhns.training.objective import objective_for
-from dhns.training.checkpoint import Checkpointing
+from dhns.training.checkpoint import CHECKPOINT_FILE, Checkpointing
 from dhns.distributed import Parallel, shard, shutdown_parallel
 from dhns.evaluation import build_filter_index
 from dhns.models.kgc import KGCModel
-from dhns.sampling import make_sampler
+from dhns.sampling import CacheSampler, make_sampler
 from dhns.sampling.negatives import NegativeSampler, Negatives
 from dhns.training.kgc import train_kgc
 from stage_project import NUM_ENTITIES, NUM_RELATIONS, star_triples, start_stage, write_stage_project
@@ -76,9 +76,12 @@ def rank_main(rank: int, world_size: int, port: int, out_dir: str, mode: str = "
             model = fit(parallel, optimizer=OPTIMIZERS[mode])
         else:
             sampler = make_sampler("uniform", star_triples(), NUM_ENTITIES, NUM_RELATIONS, 3)
-            folder = "ckpt-uninterrupted" if mode == "uninterrupted" else "ckpt-resume"  # killed and resume share it
+            cached, phase = mode.startswith("cached-"), mode.removeprefix("cached-")
+            if cached:  # each rank keeps its own caches: the snapshot must carry every rank's
+                sampler = CacheSampler(sampler, star_triples(), 3, 4, "importance")
+            folder = ("ckpt-uninterrupted" if phase == "uninterrupted" else "ckpt-resume") + ("-cached" if cached else "")
             checkpointing = Checkpointing(Path(out_dir) / folder, every=1)
-            if mode == "killed":  # as a kill would: the launch ends after epoch 2, the checkpoint stays
+            if phase == "killed":  # as a kill would: the launch ends after epoch 2, the checkpoint stays
                 try:
                     fit(parallel, sampler, checkpointing, stop_after=2)
                 except KeyboardInterrupt:
@@ -117,16 +120,21 @@ def test_two_gloo_ranks_take_the_same_steps_as_one_process(tmp_path: Path, mode:
         torch.testing.assert_close(states[0][key], value, rtol=1e-5, atol=1e-6)
 
 
-def test_two_rank_run_resumes_bit_identically_with_per_rank_negatives(tmp_path: Path) -> None:
-    """Each rank's own sampling generator travels in the snapshot; rank 0's file is broadcast to all."""
+@pytest.mark.parametrize("prefix", ["", "cached-"])
+def test_two_rank_run_resumes_bit_identically_with_per_rank_negatives(tmp_path: Path, prefix: str) -> None:
+    """Each rank's own sampling generator (and, with a cache sampler, its own caches) travels in the snapshot;
+    rank 0's file is broadcast to all."""
     for mode in ("uninterrupted", "killed", "resume"):  # each a fresh launch of both ranks
-        launch(tmp_path, mode)
-    reference = torch.load(tmp_path / "uninterrupted-rank0.pt", weights_only=True)
+        launch(tmp_path, prefix + mode)
+    reference = torch.load(tmp_path / f"{prefix}uninterrupted-rank0.pt", weights_only=True)
     for rank in range(2):  # the relaunch ran only epoch 3: it resumed, it did not start over
-        assert json.loads((tmp_path / f"resume-rank{rank}-epochs.json").read_text()) == [3]
-        assert json.loads((tmp_path / f"uninterrupted-rank{rank}-epochs.json").read_text()) == [1, 2, 3]
+        assert json.loads((tmp_path / f"{prefix}resume-rank{rank}-epochs.json").read_text()) == [3]
+        assert json.loads((tmp_path / f"{prefix}uninterrupted-rank{rank}-epochs.json").read_text()) == [1, 2, 3]
+    if prefix:
+        snapshot = torch.load(tmp_path / "ckpt-resume-cached" / CHECKPOINT_FILE, weights_only=True)
+        assert len(snapshot["samplers"]) == 2 and all(state["tail_cache"].shape[1] == 3 for state in snapshot["samplers"])
     for rank in range(2):
-        resumed = torch.load(tmp_path / f"resume-rank{rank}.pt", weights_only=True)
+        resumed = torch.load(tmp_path / f"{prefix}resume-rank{rank}.pt", weights_only=True)
         for key, value in reference.items():
             assert torch.equal(resumed[key], value), (rank, key)
 
