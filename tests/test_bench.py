@@ -158,6 +158,24 @@ def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, c
     assert [row["entities"] for row in scaling] == [100, 400] and scaling[0]["over_smallest"] == 1.0
     assert scaling[1]["over_smallest"] == pytest.approx(steps[400] / steps[100])
     assert all(_positive(row["peak_host_rss_mib"]) for row in sweep["rows"])
+    # each size beside its memory floor: the batch's traffic plus the table rows its optimizer moves
+    assert "memory floor:" in report and "x floor" in report
+    for row in sweep["rows"]:
+        assert 0 < row["rows_touched"] <= min(row["entities"], 100 * (4 + 2))  # batch 100, 4 negatives
+        assert row["floor_bytes"] == row["batch_floor_bytes"] + row["table_floor_bytes"]
+        assert row["times_floor"] == pytest.approx(row["seconds_per_step"] / row["floor_seconds"])
+        assert row["floor_seconds"] == pytest.approx(row["floor_bytes"] / sweep["bandwidth"]["bytes_per_second"])
+
+
+def test_the_table_update_floor_by_hand():
+    """fp32, width 8. Dense Adam moves every row: gradient read, row and two moments read and written, 7 values
+    of 1,000 rows; lazy Adam the same for the 50 touched rows; row-wise Adagrad reads the gradient and reads and
+    writes the row (3 values) plus one accumulator read and written per touched row."""
+    from dhns.bench.floors import optimizer_floor_bytes
+
+    assert optimizer_floor_bytes("adam", 50, 1000, 8) == 4 * 7 * 1000 * 8 == 224_000
+    assert optimizer_floor_bytes("lazy_adam", 50, 1000, 8) == 4 * 7 * 50 * 8 == 11_200
+    assert optimizer_floor_bytes("row_adagrad", 50, 1000, 8) == 4 * (3 * 50 * 8 + 2 * 50) == 5_200
 
 
 def test_with_no_flags_the_bench_times_the_chain_and_precision_dvc_repro_runs():

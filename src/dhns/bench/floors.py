@@ -2,8 +2,9 @@
 
 A step that only moves data can go no faster than bytes / measured copy bandwidth. These floors count
 bytes any implementation must move (fp32, nothing materialised twice), so `times_floor` says how much of
-a measured time is overhead, whoever's it is. Optimiser state is left out: an optimiser touching only the
-rows in the batch could keep it within the same order as the rows themselves.
+a measured time is overhead, whoever's it is. The peer comparison leaves optimiser state out (both sides
+run dense Adam); the entity sweep adds the table update (`optimizer_floor_bytes`), since what grows with the
+entity count there is exactly the rows an optimiser must move.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import math
 from typing import Any
 
 FP32_BYTES = 4
-ENTITY_WIDTH_FACTOR = {"transe": 1, "rotate": 2}  # reals per entity per dimension: RotatE is complex
+ENTITY_WIDTH_FACTOR = {"transe": 1, "distmult": 1, "rotate": 2}  # reals per entity per dimension: RotatE is complex
 
 
 def entity_width(model: str, dim: int) -> int:
-    """Real numbers per entity row: d for TransE, 2d ([real | imaginary]) for RotatE."""
+    """Real numbers per entity row: d for TransE and DistMult, 2d ([real | imaginary]) for RotatE."""
     return ENTITY_WIDTH_FACTOR[model] * dim
 
 
@@ -28,6 +29,21 @@ def training_floor_bytes(batch: int, negatives: int, width: int, relation_width:
     candidates = batch * negatives * width
     positives = batch * (2 * width + relation_width)
     return 2 * value_bytes * (candidates + positives)
+
+
+# Values of optimizer state moved per touched entity row, beyond the row itself: the gradient read, the row read
+# and written, and the state read and written (Adam: two moments of the row's width; row-wise Adagrad: one
+# scalar per row, counted apart).
+ROW_VALUES_PER_OPTIMIZER = {"adam": 7, "lazy_adam": 7, "row_adagrad": 3}
+
+
+def optimizer_floor_bytes(optimizer: str, touched_rows: int, num_entities: int, width: int,
+                          value_bytes: int = FP32_BYTES) -> int:
+    """Bytes the entity table's update must move: every row under dense Adam (it moves untouched rows along
+    their momentum too), only the rows a batch touched under lazy Adam and row-wise Adagrad."""
+    rows = num_entities if optimizer == "adam" else touched_rows
+    accumulators = 2 * touched_rows if optimizer == "row_adagrad" else 0  # one scalar per row, read and written
+    return value_bytes * (ROW_VALUES_PER_OPTIMIZER[optimizer] * rows * width + accumulators)
 
 
 def evaluation_floor_bytes(test_triples: int, num_entities: int, width: int, chunk: int,

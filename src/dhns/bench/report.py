@@ -124,6 +124,12 @@ def format_report(result: dict[str, Any]) -> str:
                   f"seconds per 1k triples spread {sweep['spread']:.2f}x -> "
                   + ("linear" if sweep["linear"] else f"NOT linear (tolerance {sweep['tolerance']}x)")
                   + (f"; dhns step spread {sweep['dhns_spread']:.2f}x" if "dhns_spread" in sweep else "")]
+        if "bandwidth" in sweep:
+            worst = max(row["times_floor"] for row in sweep["rows"])
+            lines.append(f"memory floor: the step's least bytes (candidates and positives, forward and backward, plus "
+                         f"the table rows its optimizer updates) at {sweep['bandwidth']['bytes_per_second'] / 1e9:.2f} "
+                         f"GB/s measured in this run; worst {worst:.2f}x floor (target: every size within "
+                         f"{sweep['floor_target']:g}x with a sparse optimizer)")
         if "entity_scaling" in sweep:
             scaling = sweep["entity_scaling"]
             lines.append(f"seconds per step against the entity table ({scaling['triples']:,} triples): " + ", ".join(

@@ -10,26 +10,66 @@ from typing import Any, Sequence
 import torch
 
 from dhns.bench.config import BenchConfig
+from dhns.bench.floors import against_floor, entity_width, optimizer_floor_bytes, training_floor_bytes
 from dhns.bench.inputs import synthetic_graph
 from dhns.bench.settings import bench_params, dhns_settings, diffusion_settings, pretrain_settings
 from dhns.bench.stages import build_model, kgc_phase, make_generator
-from dhns.bench.timing import memory_peaks, reset_peaks
+from dhns.bench.timing import memory_bandwidth, memory_peaks, reset_peaks
+from dhns.config import PretrainConfig
+from dhns.sampling import make_sampler
 
 LINEARITY_TOLERANCE = 1.5  # max / min seconds per 1k triples over the sweep still called linear
 
 
+FLOOR_TARGET = 3.0  # a sparse optimizer's step within this multiple of its memory floor at every entity count
+TOUCH_SAMPLES = 4  # batches drawn to count the entity rows a step touches
+
+
 def run_sweep(config: BenchConfig, device: torch.device) -> dict[str, Any]:
-    """Seconds per epoch and per step of the pretrain step (and the dhns step) on synthetic graphs.
+    """Seconds per epoch and per step of the pretrain step (and the dhns step) on synthetic graphs, each step
+    beside its memory floor.
 
     Every entity count runs every size: along the sizes the batch's work is fixed and the epoch should grow
     linearly; along the entity counts the epoch's triples are fixed, so a step that costs more there pays
-    for the table (dense gradients, an optimizer pass over every row), not for its batch.
+    for the table (dense gradients, an optimizer pass over every row), not for its batch. How much of that
+    growth is real work says the floor: the bytes the step must move (its candidates and positives, forward
+    and backward, and the table rows its optimizer updates: every row under dense Adam, the distinct rows the
+    batch touched under a sparse one) at the memory bandwidth measured in the same run.
     """
-    rows = [row for entities in config.sweep_entities for row in _sweep_rows(config, device, entities)]
-    return {"rows": rows, **linearity(rows), **entity_scaling(rows)}
+    bandwidth = memory_bandwidth(device)
+    rows = [row for entities in config.sweep_entities for row in _sweep_rows(config, device, entities, bandwidth)]
+    return {"rows": rows, "bandwidth": bandwidth, "floor_target": FLOOR_TARGET, **linearity(rows),
+            **entity_scaling(rows)}
 
 
-def _sweep_rows(config: BenchConfig, device: torch.device, entities: int) -> list[dict]:
+def touched_rows(config: BenchConfig, settings: PretrainConfig, train: torch.Tensor, num_entities: int,
+                 num_relations: int) -> float:
+    """Mean distinct entity rows of a step's batch (heads, tails and the sampler's negatives), over a few
+    batches drawn as training draws them: what a sparse optimizer must move."""
+    sampler = make_sampler(settings.negatives.corruption, train, num_entities, num_relations, settings.num_negatives)
+    rng = torch.Generator(device=train.device).manual_seed(config.seed)
+    counts = []
+    for _ in range(TOUCH_SAMPLES):
+        batch = train[torch.randint(train.shape[0], (min(config.batch_size, train.shape[0]),), device=train.device,
+                                    generator=rng)]
+        negatives = sampler.sample(batch, rng)
+        counts.append(torch.unique(torch.cat([batch[:, 0], batch[:, 2], negatives.entities.reshape(-1)])).numel())
+    return sum(counts) / len(counts)
+
+
+def step_floor(config: BenchConfig, settings: PretrainConfig, rows: float, num_entities: int,
+               bandwidth: dict[str, float], seconds_per_step: float) -> dict[str, Any]:
+    """The step's least bytes (batch traffic plus the optimizer's rows) and the measured step against them."""
+    width = entity_width(config.model, config.dim)
+    relation_width = config.dim
+    batch_bytes = training_floor_bytes(config.batch_size, config.num_negatives, width, relation_width)
+    table_bytes = optimizer_floor_bytes(settings.optimizer, round(rows), num_entities, width)
+    floor = against_floor(seconds_per_step, batch_bytes + table_bytes, bandwidth["bytes_per_second"])
+    return {"rows_touched": rows, "optimizer": settings.optimizer, "batch_floor_bytes": batch_bytes,
+            "table_floor_bytes": table_bytes, **floor}
+
+
+def _sweep_rows(config: BenchConfig, device: torch.device, entities: int, bandwidth: dict[str, float]) -> list[dict]:
     rows = []
     params = bench_params(config)
     for size in config.sweep_sizes:
@@ -44,6 +84,9 @@ def _sweep_rows(config: BenchConfig, device: torch.device, entities: int) -> lis
                "extrapolated": pretrain["extrapolated"], "sampler_setup_seconds": pretrain["sampler_setup_seconds"],
                "seconds_per_epoch": pretrain["seconds_per_epoch"], "seconds_per_step": pretrain["seconds_per_batch"],
                "seconds_per_1k_triples": 1000 * pretrain["seconds_per_epoch"] / size}
+        rows_touched = touched_rows(config, settings, train, graph.num_entities, graph.num_relations)
+        row.update(step_floor(config, settings, rows_touched, graph.num_entities, bandwidth,
+                              pretrain["seconds_per_batch"]))
         if config.sweep_dhns:
             generator = make_generator(model, diffusion_settings(config, params))
             settings = dhns_settings(config, params)
@@ -87,13 +130,14 @@ def sweep_table(sweep: dict) -> str:
     """Markdown table, one row per size."""
     dhns = any("dhns_seconds_per_epoch" in row for row in sweep["rows"])
     header = ["triples", "entities", "batches", "timed batches", "s per epoch", "s per step", "s per 1k triples",
-              "sampler setup s", "peak RSS MiB"]
+              "rows touched", "floor MB", "x floor", "sampler setup s", "peak RSS MiB"]
     header += ["dhns s per epoch", "dhns s per 1k"] if dhns else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sweep["rows"]:
         cells = [f"{row['triples']:,}", f"{row['entities']:,}", str(row["batches_per_epoch"]),
                  str(row["measured_batches"]), f"{row['seconds_per_epoch']:.3f}", f"{row['seconds_per_step']:.4f}",
-                 f"{row['seconds_per_1k_triples']:.4f}", f"{row['sampler_setup_seconds']:.3f}",
+                 f"{row['seconds_per_1k_triples']:.4f}", f"{row['rows_touched']:,.0f}", f"{row['floor_bytes'] / 1e6:.1f}",
+                 f"{row['times_floor']:.2f}", f"{row['sampler_setup_seconds']:.3f}",
                  f"{row['peak_host_rss_mib']:.0f}"]
         if dhns:
             cells += [f"{row['dhns_seconds_per_epoch']:.3f}", f"{row['dhns_seconds_per_1k_triples']:.4f}"]
@@ -104,7 +148,8 @@ def sweep_table(sweep: dict) -> str:
 def write_sweep_csv(path: Path, sweep: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["triples", "entities", "batches_per_epoch", "measured_batches", "seconds_per_epoch", "seconds_per_step",
-               "seconds_per_1k_triples", "sampler_setup_seconds", "dhns_seconds_per_epoch", "peak_host_rss_mib"]
+               "seconds_per_1k_triples", "rows_touched", "floor_bytes", "floor_seconds", "times_floor",
+               "sampler_setup_seconds", "dhns_seconds_per_epoch", "peak_host_rss_mib"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
