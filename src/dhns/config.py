@@ -181,7 +181,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    sampler: str  # a preset of the axes below: uniform | bernoulli | self_adversarial | bernoulli_self_adversarial | (bernoulli_)nscaching
+    sampler: str  # a preset of the axes below: (bernoulli_)self_adversarial | uniform | bernoulli | (bernoulli_)nscaching
     corruption: str  # uniform | bernoulli; "" = the sampler's
     weighting: str  # uniform | self_adversarial; "" = the sampler's
     cache: str  # none | nscaching (replacements from each query's cache of high scorers); "" = the sampler's
@@ -234,8 +234,8 @@ class PretrainConfig:
             raise ParamsError(f"params {section}.lr_decay_factor: {self.lr_decay_factor!r} must be in (0, 1)")
         _check_choice(section, "regularizer", self.regularizer, REGULARIZERS)
         _check_choice(section, "optimizer", self.optimizer, OPTIMIZERS)
-        for key in ("num_negatives", "cache_size", "cache_pool", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs", "eval_every",
-                    "eval_batch_size", "num_processes", "lr_decay_patience"):
+        for key in ("num_negatives", "cache_size", "cache_pool", "batch_size", "kgc_lr", "row_adagrad_lr", "num_epochs",
+                    "eval_every", "eval_batch_size", "num_processes", "lr_decay_patience"):
             _check_positive(section, key, getattr(self, key))
         for key in ("adversarial_temperature", "regularization", "patience", "min_epochs", "max_grad_norm",
                     "checkpoint_every"):
@@ -502,12 +502,17 @@ def apply_scorer_settings(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             plain = dict(values or {})
         resolved[section] = {**plain, **own}
     for name, settings in scorers.items():  # each checked on top of the selected scorer's sections
-        settings = settings or {}
-        for label, sections in [(name, for_dataset(settings, None))] + [(f"{name}.{DATASET_BLOCK}.{other}", for_dataset(settings, other))
-                                                     for other in settings.get(DATASET_BLOCK) or {}]:
+        for label, sections in _preset_layers(name, settings or {}):
             for section, values in sections.items():
                 _validate_preset(label, section, values or {}, resolved.get(section))
     return resolved
+
+
+def _preset_layers(name: str, settings: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, sections) of a scorer's presets as they resolve: alone, then with each dataset's block merged in."""
+    datasets = settings.get(DATASET_BLOCK) or {}
+    layers = [(f"{name}.{DATASET_BLOCK}.{dataset}", for_dataset(settings, dataset)) for dataset in datasets]
+    return [(name, for_dataset(settings, None))] + layers
 
 
 DATASET_BLOCK = "datasets"  # scorers.<name>.datasets.<dataset>: settings chosen on that dataset's validation split

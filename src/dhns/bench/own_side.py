@@ -49,9 +49,9 @@ class OurSide:
     def workload(self, bench_config: BenchConfig, params: Params) -> PretrainConfig:
         """params' pretrain section with the loss both sides share: self-adversarial, no regulariser, fp32 Adam."""
         return dataclasses.replace(pretrain_settings(bench_config, params), sampler="self_adversarial", corruption="",
-                                   weighting="", cache="none", kgc_lr=self.config.lr, regularization=0.0, max_grad_norm=0.0,
-                                   adversarial_temperature=self.config.adversarial_temperature, precision="fp32",
-                                   optimizer="adam")
+                                   weighting="", cache="none", kgc_lr=self.config.lr, regularization=0.0,
+                                   max_grad_norm=0.0, adversarial_temperature=self.config.adversarial_temperature,
+                                   precision="fp32", optimizer="adam")
 
     def train(self, model: str, stream: Tensor) -> TrainingRun:
         """One pass over `stream`, after `warmup` untimed batches; the sampler filters against all of train."""

@@ -136,10 +136,10 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
             | memory_peaks(device)
         reset_peaks(device)
         results["train"] = kgc_phase(config, model, train, settings, config.batches, generator) | memory_peaks(device)
+        results["train"]["chain"] = settings.chain.label
         reset_peaks(device)
         results["cache"] = kgc_phase(config, model, train, cache_settings(settings), config.batches) \
             | memory_peaks(device)
-        results["train"]["chain"] = settings.chain.label
         results["settings"]["train_precision"] = resolve_precision(settings.precision, device)
         results["settings"]["chain"] = settings.chain.label
         results["validation"] = time_validation(config, model, graph)

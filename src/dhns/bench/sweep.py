@@ -136,8 +136,8 @@ def sweep_table(sweep: dict) -> str:
     for row in sweep["rows"]:
         cells = [f"{row['triples']:,}", f"{row['entities']:,}", str(row["batches_per_epoch"]),
                  str(row["measured_batches"]), f"{row['seconds_per_epoch']:.3f}", f"{row['seconds_per_step']:.4f}",
-                 f"{row['seconds_per_1k_triples']:.4f}", f"{row['rows_touched']:,.0f}", f"{row['floor_bytes'] / 1e6:.1f}",
-                 f"{row['times_floor']:.2f}", f"{row['sampler_setup_seconds']:.3f}",
+                 f"{row['seconds_per_1k_triples']:.4f}", f"{row['rows_touched']:,.0f}",
+                 f"{row['floor_bytes'] / 1e6:.1f}", f"{row['times_floor']:.2f}", f"{row['sampler_setup_seconds']:.3f}",
                  f"{row['peak_host_rss_mib']:.0f}"]
         if dhns:
             cells += [f"{row['dhns_seconds_per_epoch']:.3f}", f"{row['dhns_seconds_per_1k_triples']:.4f}"]

@@ -10,4 +10,5 @@ from dhns.sampling.negatives import (
     make_sampler,
 )
 
-__all__ = ["CacheSampler", "SAMPLERS", "BernoulliSampler", "Negatives", "NegativeSampler", "UniformSampler", "make_sampler"]
+__all__ = ["CacheSampler", "SAMPLERS", "BernoulliSampler", "Negatives", "NegativeSampler", "UniformSampler",
+           "make_sampler"]

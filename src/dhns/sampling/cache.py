@@ -137,7 +137,7 @@ class CacheSampler(NegativeSampler):
             for start in range(0, len(queries), FILL_CHUNK):
                 rows = torch.arange(start, min(start + FILL_CHUNK, len(queries)), device=device)
                 candidates = self._draw_pool(rows.numel(), self.cache_size + self.pool_size, device, generator)
-                excluded = self._inadmissible(queries, rows, candidates, corrupt_tail)
+                excluded = self._inadmissible(*anchored_queries(queries, rows, corrupt_tail), candidates)
                 scores = torch.zeros(candidates.shape, device=device)
                 parts.append(keep(candidates, scores, excluded, self.cache_size, "importance", generator))
             caches.append(torch.cat(parts))
@@ -147,23 +147,26 @@ class CacheSampler(NegativeSampler):
                    generator: torch.Generator | None) -> Tensor:
         pool = self._draw_pool(rows.numel(), self.pool_size, cached.device, generator)
         candidates = torch.cat([cached, pool], dim=1)  # cached first: a repeat keeps the cached copy
-        excluded = self._inadmissible(queries, rows, candidates, corrupt_tail)
-        anchors, relations = queries.anchors(rows), queries.relations(rows)
-        anchored = torch.stack([anchors, relations, anchors], dim=1)  # the anchor stands on both sides
-        sides = torch.full((rows.numel(),), corrupt_tail, dtype=torch.bool, device=cached.device)
+        anchored, sides = anchored_queries(queries, rows, corrupt_tail)
+        excluded = self._inadmissible(anchored, sides, candidates)
         _, scores = model.score_corrupted(anchored, candidates.clamp(min=0), sides)
         return keep(candidates, scores.float(), excluded, self.cache_size, self.refresh_rule, generator)
 
     def _draw_pool(self, rows: int, size: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
         return torch.randint(self.num_entities, (rows, size), device=device, generator=generator)
 
-    def _inadmissible(self, queries: QueryRows, rows: Tensor, candidates: Tensor, corrupt_tail: bool) -> Tensor:
+    def _inadmissible(self, anchored: Tensor, sides: Tensor, candidates: Tensor) -> Tensor:
         """(Q, C) True where a candidate is empty, forms a training triple with its query, or repeats one before it."""
-        anchors, relations = queries.anchors(rows), queries.relations(rows)
-        anchored = torch.stack([anchors, relations, anchors], dim=1)
-        sides = torch.full((rows.numel(),), corrupt_tail, dtype=torch.bool, device=candidates.device)
         known = self._is_known(anchored, candidates.clamp(min=0), sides)
         return (candidates == EMPTY) | known | repeated(candidates)
+
+
+def anchored_queries(queries: QueryRows, rows: Tensor, corrupt_tail: bool) -> tuple[Tensor, Tensor]:
+    """Each query as a (Q, 3) triple with its anchor on both sides, and the (Q,) side its candidates replace: the
+    form in which the model scores candidates and the training-triple filter checks them."""
+    anchors = queries.anchors(rows)
+    anchored = torch.stack([anchors, queries.relations(rows), anchors], dim=1)
+    return anchored, torch.full((rows.numel(),), corrupt_tail, dtype=torch.bool, device=rows.device)
 
 
 def repeated(candidates: Tensor) -> Tensor:
