@@ -9,7 +9,8 @@ import yaml
 
 from dhns.compare.__main__ import DEFAULT_DATASETS, DEFAULT_SCORERS, DEFAULT_SEEDS, main as compare_main
 from dhns.compare.arms import ARMS, GRID_ARMS, RUNNABLE_ARMS, arm_of, parse_arms
-from dhns.compare.cells import CellKey, cell_record, experiment_records, harvest, read_cells, write_cell
+from dhns.compare.cells import (CellKey, cell_record, experiment_records, harvest, read_cells, read_superseded,
+                                write_cell)
 from dhns.compare.runner import experiment_command, grid, run_cells
 from dhns.compare.readme import is_cell_table, marked_pages, markers, replace_block
 from dhns.compare.tables import best_baseline, group_cells, paired_difference, readme_blocks, render
@@ -475,7 +476,8 @@ def test_cell_tables_are_told_from_summaries_by_their_marker_names():
 def test_the_committed_results_are_what_make_compare_generates_from_the_committed_cells():
     cells = read_cells(REPO / "docs" / "results")
     datasets, scorers, seeds = DEFAULT_DATASETS.split(), DEFAULT_SCORERS.split(), [int(s) for s in DEFAULT_SEEDS.split()]
-    assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == render(cells, datasets, scorers, seeds)
+    page = render(cells, datasets, scorers, seeds, read_superseded(REPO / "docs" / "results"))
+    assert (REPO / "docs" / "results" / "README.md").read_text(encoding="utf-8") == page
     blocks = readme_blocks(cells, datasets, scorers, seeds)
     placed = set()
     for page in marked_pages(REPO):
@@ -528,3 +530,30 @@ def test_the_benchmark_table_names_the_arm_chosen_on_validation_over_every_proto
     levels = level_lines(cells, [("MKG-Y", "transe"), ("MKG-Y", "rotate")])
     assert levels[2] == ("| MKG-Y | transe | bernoulli: 0.3600 | bernoulli: 0.3800 | +0.0200 | 4 (2) |")
     assert len(levels) == 3  # RotatE has no joint cell
+
+
+def test_superseded_cells_keep_their_own_tables_and_never_enter_the_current_ones(tmp_path):
+    results = tmp_path / "results"
+    write_cell(cell("joint_bernoulli_self_adversarial", 0, 0.30, 0.31), results)
+    old = results / "superseded" / "old-rate"
+    for arm, test_mrr, valid_mrr in (("joint_bernoulli_self_adversarial", 0.217, 0.22),
+                                     ("joint_uniform", 0.153, 0.16), ("joint_dhns_per_view_strided", 0.237, 0.20)):
+        write_cell(cell(arm, 0, test_mrr, valid_mrr, dataset="DB15K"), old)
+    (old / "why.md").write_text("Rate 0.005; see [the tuning](../../../tuning/DB15K/lr.jsonl).\n")
+    superseded = read_superseded(results)
+    page = render(read_cells(results), ["MKG-Y", "DB15K"], ["transe"], [0], superseded)
+    current, earlier = page.split("## Cells of earlier settings")
+    assert "0.2170" not in current and "0.1530" not in current  # old numbers never in the current tables
+    assert "### DB15K, transe (joint from scratch)\n\nNot run yet at the current settings." in current
+    assert "[old-rate](superseded/old-rate/why.md)" in current
+    assert "### MKG-Y, transe (joint from scratch)\n\n| arm" in current  # no pointer where nothing was set aside
+    assert "### old-rate\n\nRate 0.005; see [the tuning](../tuning/DB15K/lr.jsonl)." in earlier  # link from this page
+    assert "| bernoulli_self_adversarial | 0 | 0.2170 |" in earlier and "| uniform | 0 | 0.1530 |" in earlier
+    assert "| dhns_per_view_strided | bernoulli_self_adversarial | 0 | +0.0200 |" in earlier  # paired within the old cells
+    assert "0.3000" not in earlier
+
+
+def test_superseded_cells_without_a_reason_are_refused(tmp_path):
+    write_cell(cell("joint_uniform", 0, 0.15, 0.16), tmp_path / "superseded" / "mystery")
+    with pytest.raises(FileNotFoundError, match="mystery/why.md"):
+        read_superseded(tmp_path)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from dhns.compare.arms import parse_arms
-from dhns.compare.cells import RESULTS_DIR, harvest, read_cells
+from dhns.compare.cells import RESULTS_DIR, harvest, read_cells, read_superseded
 from dhns.compare.forest import write_forest
 from dhns.compare.readme import marked_pages, refresh_pages
 from dhns.compare.runner import grid, run_cells
@@ -48,7 +48,7 @@ def exp_show_payload(source: str | None) -> list[dict]:
 def write_tables(root: Path, datasets: list[str], scorers: list[str], seeds: list[int],
                  pages: Sequence[Path] = ()) -> str:
     cells = read_cells(root)
-    text = render(cells, datasets, scorers, seeds)
+    text = render(cells, datasets, scorers, seeds, read_superseded(root))
     (root / "README.md").parent.mkdir(parents=True, exist_ok=True)
     (root / "README.md").write_text(text, encoding="utf-8")
     if pages:

@@ -103,6 +103,32 @@ def read_cells(root: Path = RESULTS_DIR) -> list[dict]:
     return [read_json(path) for path in sorted((root / "cells").glob("*/*/*/seed*.json"))]
 
 
+SUPERSEDED_DIR = "superseded"  # under the results folder: one folder per set of cells whose settings changed
+WHY_FILE = "why.md"  # in each: what the cells' settings were and what replaced them, written by hand
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """Cells run at settings the project has since changed, kept so their numbers stay readable.
+
+    A rerun at new settings writes the same file names, so the old cells move to
+    `<results>/superseded/<name>/cells/` first; the tables never mix settings, and the page still shows them.
+    """
+
+    name: str
+    why: str
+    cells: tuple[dict, ...]
+
+
+def read_superseded(root: Path = RESULTS_DIR) -> list[Superseded]:
+    folders = sorted(path for path in (root / SUPERSEDED_DIR).glob("*") if (path / "cells").is_dir())
+    missing = [str(folder / WHY_FILE) for folder in folders if not (folder / WHY_FILE).is_file()]
+    if missing:
+        raise FileNotFoundError(f"superseded cells without a {WHY_FILE} saying what changed: {', '.join(missing)}")
+    return [Superseded(folder.name, (folder / WHY_FILE).read_text(encoding="utf-8").strip(), tuple(read_cells(folder)))
+            for folder in folders]
+
+
 def workspace_record(workspace: Path, experiment: str) -> dict:
     """The cell the workspace holds right after `dvc exp run`: its params.yaml and metrics files."""
     raw = yaml.safe_load((workspace / "params.yaml").read_text(encoding="utf-8"))
