@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {1: "bench", 2: "eval", 3: "stages", 4: "torchrun", 5: "cuda-tests"}
 OPTIONS = ["--help", "--out", "--device", "--tiny", "--parts", "--batches", "--budget", "--archive", "--as-gpu-machine",
@@ -60,6 +62,11 @@ def test_tiny_cpu_suite_runs_every_part_ok(tmp_path: Path) -> None:
         "fp32", "tf32", "bf16"}
     assert all(row["chain_flops_per_second"] > 0 and row["chain_share_of_spec_peak"] is None
                for row in figures["bench"]["rows"])  # no spec peak on a CPU: "n/a"
+    params = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+    assert params["chain_stride"] == 0  # the pipeline's default chain, which the bench times and names
+    assert {row["reverse_chain"] for row in figures["bench"]["rows"]} == {
+        f"strided (the kept steps only, eta {params['chain_eta']:g})"}
+    assert "Reverse chain timed (params.yaml's" in (out / "summary.md").read_text()
     assert {row["dataset"] for row in figures["eval"]["rows"]} == {"MKG-Y-slice", "DB15K-slice"}
     assert figures["stages"]["resume"]["bytes_identical"]
     assert figures["torchrun"]["pretrain_vs_plain_run"]["bytes_identical"]

@@ -12,10 +12,6 @@ from dhns.gpu_suite.commands import Outcome, PartRun
 from dhns.gpu_suite.peaks import PEAK_SOURCE, share_of_peak, spec_card
 from dhns.gpu_suite.settings import Scorer
 
-# The hook for sampling fewer steps: a strided (DDIM) reverse chain joins this tuple once it exists.
-REVERSE_CHAINS = ("full",)
-CHAIN_NOTE = ("only the full reverse chain is timed (T denoiser calls per level); a strided chain does not "
-              "exist yet")
 PHASES = ("pretrain", "diffusion", "train")
 
 
@@ -23,6 +19,14 @@ def phase_peak(stages: dict[str, Any], key: str) -> float | None:
     """The largest of a memory figure over the timed phases; None where no phase reports it (e.g. CUDA on a CPU)."""
     values = [stages[phase][key] for phase in PHASES if phase in stages and stages[phase].get(key) is not None]
     return max(values) if values else None
+
+
+def chain_label(stride: int, eta: float) -> str:
+    """The reverse chain a bench timed, in the words of `train.chain_stride` / `train.chain_eta`."""
+    if stride == 1:
+        return "full (every DDPM step)"
+    jumps = "the kept steps only" if stride == 0 else f"jumps of at most {stride} steps"
+    return f"strided ({jumps}, eta {eta:g})"
 
 
 def bench_row(result: dict[str, Any], precision: str, gpu: str | None) -> Row:
@@ -34,7 +38,7 @@ def bench_row(result: dict[str, Any], precision: str, gpu: str | None) -> Row:
         "batch_size": config["batch_size"], "num_negatives": config["num_negatives"],
         "diffusion_steps": config["diffusion_steps"], "modalities": config["modalities"],
         "timed_batches": stages["train"]["measured_batches"], "extrapolated": stages["train"]["extrapolated"],
-        "reverse_chain": REVERSE_CHAINS[0],
+        "reverse_chain": chain_label(int(config["chain_stride"]), float(config["chain_eta"])),
         "seconds_per_epoch": {phase: stages[phase]["seconds_per_epoch"] for phase in PHASES},
         "chain_flops_per_second": generation["flops_per_second"],
         "chain_share_of_spec_peak": share_of_peak(generation["flops_per_second"], gpu, precision),
@@ -62,5 +66,4 @@ def part_bench(run: PartRun, machine: dict[str, Any]) -> dict[str, Any]:
     gpu = machine.get("gpu")
     calls: Iterator[BenchCall] = (bench_call(run, scorer, precision, gpu)
                                   for scorer in run.settings.shape.scorers for precision in scorer.precisions)
-    return run_rows(run, calls, {"spec_card": spec_card(gpu), "peak_source": PEAK_SOURCE,
-                                 "reverse_chains": list(REVERSE_CHAINS), "chain_note": CHAIN_NOTE})
+    return run_rows(run, calls, {"spec_card": spec_card(gpu), "peak_source": PEAK_SOURCE})

@@ -94,8 +94,10 @@ def bench_table(figures: Figures) -> list[str]:
                      f"{_share(row['chain_share_of_spec_peak'])} | {_flops(row['denoiser_training_flops_per_second'])} | "
                      f"{_mib(row['peak_cuda_mib'])} | {_mib(row['peak_host_rss_mib'])} | ok |")
     extrapolated = any(row.get("extrapolated") for row in figures["rows"])
+    chains = ", ".join(dict.fromkeys(row["reverse_chain"] for row in figures["rows"] if row["status"] == "ok")) or "n/a"
     lines += ["", f"Seconds per epoch {'extrapolated from' if extrapolated else 'measured over'} the timed batches "
-              f"(`--batches`). Reverse chain: {figures['chain_note']}. Peak card: {figures['spec_card'] or 'n/a'}.", ""]
+              f"(`--batches`). Reverse chain timed (params.yaml's `train.chain_stride` / `chain_eta`, as the "
+              f"pipeline runs it): {chains}. Peak card: {figures['spec_card'] or 'n/a'}.", ""]
     lines += ["| card | bf16 dense | tf32 dense | fp32 |", "|---|---|---|---|"]
     lines += [f"| {card} | {_flops(peaks['bf16'])} | {_flops(peaks['tf32'])} | {_flops(peaks['fp32'])} |"
               for card, peaks in SPEC_PEAKS.items()]
