@@ -557,3 +557,22 @@ def test_superseded_cells_without_a_reason_are_refused(tmp_path):
     write_cell(cell("joint_uniform", 0, 0.15, 0.16), tmp_path / "superseded" / "mystery")
     with pytest.raises(FileNotFoundError, match="mystery/why.md"):
         read_superseded(tmp_path)
+
+
+def test_a_pair_whose_cells_ran_on_different_machines_is_marked_and_explained():
+    def on(machine_name: str, made: dict) -> dict:
+        made["ntat"]["hardware"] = f"{machine_name}, 2 cores, 1 torch threads, bf16 native"
+        return made
+
+    cells = [on("Intel Xeon", cell("bernoulli_self_adversarial", 0, 0.30, 0.31)),
+             on("Intel Xeon", cell("bernoulli_self_adversarial", 1, 0.30, 0.31)),
+             on("Intel Xeon", cell("dhns", 0, 0.31, 0.30)), on("AMD EPYC", cell("dhns", 1, 0.32, 0.30)),
+             on("Intel Xeon", cell("dhns_per_view", 0, 0.33, 0.30)),
+             on("Intel Xeon", cell("dhns_per_view", 1, 0.34, 0.30))]
+    page = render(cells, ["MKG-Y"], ["transe"], [0, 1])
+    assert "| dhns | bernoulli_self_adversarial | 0,1† | +0.0150 |" in page
+    assert "| dhns_per_view | bernoulli_self_adversarial | 0,1 | +0.0350 |" in page  # same machine: unmarked
+    assert "+0.0150 ± 0.0071 (2/2)†" in page and "+0.0350 ± 0.0071 (2/2) |" in page  # the summary line too
+    assert page.count("†: at least one seed's two cells ran on different machines") == 2
+    same = render([c for c in cells if c["arm"] != "dhns"], ["MKG-Y"], ["transe"], [0, 1])
+    assert "†" not in same

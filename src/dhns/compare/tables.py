@@ -90,14 +90,35 @@ def best_cache_arm(arms: Mapping[str, Mapping[int, Mapping]]) -> str | None:
     return best_on_validation(arms, CACHE_ARMS)
 
 
+CROSS_MACHINE = "†"  # marks a paired difference with a seed whose two cells ran on different machines
+CROSS_MACHINE_NOTE = (f"{CROSS_MACHINE}: at least one seed's two cells ran on different machines (CPU kinds), so "
+                      "the difference also carries the machines' numerical noise (measured in docs/results.md, "
+                      "\"Machines\").")
+
+
+def with_machine_note(lines: list[str]) -> list[str]:
+    """A table, and the note on cross-machine pairs below it if one of its rows has one."""
+    return lines + ["", CROSS_MACHINE_NOTE] if any(CROSS_MACHINE in line for line in lines) else lines
+
+
+def machine(cell: Mapping) -> str:
+    """The kind of processor a cell's NTAT ran on: its hardware record up to the first comma."""
+    return str(cell["ntat"].get("hardware") or "unknown").split(",")[0].strip()
+
+
 @dataclass(frozen=True)
 class Paired:
     seeds: tuple[int, ...]
     differences: tuple[float, ...]
+    cross_machine: tuple[int, ...] = ()  # seeds whose two cells ran on different machines
 
     @property
     def wins(self) -> int:
         return sum(d > 0 for d in self.differences)
+
+    @property
+    def mark(self) -> str:
+        return CROSS_MACHINE if self.cross_machine else ""
 
 
 def paired_difference(treated: Mapping[int, Mapping], baseline: Mapping[int, Mapping], name: str = "mrr",
@@ -105,7 +126,8 @@ def paired_difference(treated: Mapping[int, Mapping], baseline: Mapping[int, Map
     """Test `name` of treated minus baseline, seed by seed, over the seeds both have."""
     seeds = tuple(sorted(set(treated) & set(baseline)))
     return Paired(seeds, tuple(metric(treated[s], "test", name, policy) - metric(baseline[s], "test", name, policy)
-                               for s in seeds))
+                               for s in seeds),
+                  tuple(s for s in seeds if machine(treated[s]) != machine(baseline[s])))
 
 
 def arm_table(arms: Mapping[str, Mapping[int, Mapping]], expected_seeds: Sequence[int],
@@ -157,9 +179,9 @@ def paired_lines(arms: Mapping[str, Mapping[int, Mapping]], grid: Sequence[str] 
                 continue
             mean, std = mean_std(paired.differences)
             spread = "-" if std is None else f"{std:.4f}"
-            lines.append(f"| {arm} | {other} | {','.join(map(str, paired.seeds))} | {mean:+.4f} | {spread} | "
-                         f"{paired.wins} of {len(paired.seeds)} |")
-    return lines
+            lines.append(f"| {arm} | {other} | {','.join(map(str, paired.seeds))}{paired.mark} | {mean:+.4f} | "
+                         f"{spread} | {paired.wins} of {len(paired.seeds)} |")
+    return with_machine_note(lines)
 
 
 def paired_summary(arms: Mapping[str, Mapping[int, Mapping]], arm: str, other: str | None) -> str:
@@ -171,7 +193,7 @@ def paired_summary(arms: Mapping[str, Mapping[int, Mapping]], arm: str, other: s
         return "-"
     mean, std = mean_std(paired.differences)
     spread = "" if std is None else f" ± {std:.4f}"
-    return f"{mean:+.4f}{spread} ({paired.wins}/{len(paired.seeds)})"
+    return f"{mean:+.4f}{spread} ({paired.wins}/{len(paired.seeds)}){paired.mark}"
 
 
 def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Mapping]]],
@@ -190,7 +212,7 @@ def summary_table(groups: Mapping[tuple[str, str], Mapping[str, Mapping[int, Map
         for arm in (name for name in shown(DHNS_ARMS, arms, grid) if arms.get(name)):
             lines.append("| " + " | ".join([dataset, scorer, arm, base or "none yet", paired_summary(arms, arm, base),
                                             OWN_BASE[arm], paired_summary(arms, arm, OWN_BASE[arm])]) + " |")
-    return lines if len(lines) > 2 else []
+    return with_machine_note(lines) if len(lines) > 2 else []
 
 
 def protocol_table(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]]) -> list[str]:
@@ -217,7 +239,7 @@ def protocol_table(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]]) 
                     ",".join(map(str, sorted(runs))) or "missing", f"{base or 'none yet'}: {best_mrr}",
                     format_mean_std([metric(c, "test", "mrr") for c in runs.values()]),
                     paired_summary(arms, arm, base), paired_summary(arms, arm, OWN_BASE[arm])]) + " |")
-    return lines if len(lines) > 2 else []
+    return with_machine_note(lines) if len(lines) > 2 else []
 
 
 def breakdown_table(arms: Mapping[str, Mapping[int, Mapping]], grid: Sequence[str] = GRID_ARMS) -> list[str]:
