@@ -576,3 +576,25 @@ def test_a_pair_whose_cells_ran_on_different_machines_is_marked_and_explained():
     assert page.count("†: at least one seed's two cells ran on different machines") == 2
     same = render([c for c in cells if c["arm"] != "dhns"], ["MKG-Y"], ["transe"], [0, 1])
     assert "†" not in same
+
+
+def test_the_three_kinds_of_negatives_are_each_chosen_on_validation_and_paired():
+    def timed(made: dict, seconds: float, epochs: int) -> dict:
+        made["ntat"].update(seconds=seconds, epochs_run=epochs)
+        return made
+
+    cells = []
+    for seed, shift in ((0, 0.0), (1, 0.01)):
+        cells += [timed(cell("uniform", seed, 0.20 + shift, 0.20), 10.0, 5),
+                  timed(cell("bernoulli_self_adversarial", seed, 0.30 + shift, 0.30), 20.0, 10),  # best classic
+                  timed(cell("nscaching", seed, 0.29 + shift, 0.31), 30.0, 10),  # best cache on valid
+                  timed(cell("bernoulli_nscaching", seed, 0.35 + shift, 0.29), 30.0, 10),  # better test, worse valid
+                  timed(cell("dhns", seed, 0.40 + shift, 0.28), 40.0, 10),
+                  timed(cell("dhns_per_view", seed, 0.33 + shift * 2, 0.32), 60.0, 5)]  # DHNS chosen, and overall
+    blocks = readme_blocks(cells, ["MKG-Y"], ["transe"], [0, 1])
+    row = next(line for line in blocks["contenders"] if line.startswith("| MKG-Y"))
+    assert row == ("| MKG-Y | transe | fine-tune | bernoulli_self_adversarial: 0.3050 ± 0.0071 | "
+                   "nscaching: 0.2950 ± 0.0071 | dhns_per_view: 0.3400 ± 0.0141 | dhns_per_view | "
+                   "+0.0450 ± 0.0071 (2/2) | -0.0100 ± 0.0000 (0/2) | 2.0 / 3.0 / 12.0 |")
+    without_cache = [c for c in cells if "nscaching" not in c["arm"]]
+    assert readme_blocks(without_cache, ["MKG-Y"], ["transe"], [0, 1])["contenders"] == []

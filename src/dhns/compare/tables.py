@@ -392,6 +392,38 @@ def level_lines(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]]) -> 
     return lines if len(lines) > 2 else []
 
 
+def seconds_per_epoch(runs: Mapping[int, Mapping]) -> float:
+    """Mean over seeds of NTAT seconds per epoch run (validation included): what an arm costs a user."""
+    return sum(float(c["ntat"]["seconds"]) / int(c["ntat"]["epochs_run"]) for c in runs.values()) / len(runs)
+
+
+def contender_lines(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]]) -> list[str]:
+    """Per protocol and (dataset, scorer) where a cache arm has run: the three kinds of negatives, each
+    represented by its arm chosen on validation (uniform or Bernoulli draws re-weighted; a cache of real high
+    scorers; generated ones), the one a user would pick on validation, the paired test differences that
+    decide the question, and each one's NTAT seconds per epoch."""
+    header = ["dataset", "scorer", "protocol", "classic: test MRR", "cache: test MRR", "DHNS: test MRR",
+              "chosen on valid", "DHNS minus cache", "cache minus classic", "s/epoch classic / cache / DHNS"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for protocol in PROTOCOLS:
+        groups = group_cells(protocol.arm_names(cells))
+        for dataset, scorer in listed:
+            arms = groups.get((dataset, scorer)) or {}
+            chosen = {"classic": best_baseline(arms), "cache": best_cache_arm(arms),
+                      "DHNS": best_on_validation(arms, DHNS_ARMS)}
+            if not all(chosen.values()):
+                continue
+            classic, cache, dhns = (str(chosen[kind]) for kind in ("classic", "cache", "DHNS"))
+            winner = best_on_validation(arms, [classic, cache, dhns])
+            levels = [f"{arm}: {format_mean_std([metric(c, 'test', 'mrr') for c in arms[arm].values()])}"
+                      for arm in (classic, cache, dhns)]
+            cost = " / ".join(f"{seconds_per_epoch(arms[arm]):.1f}" for arm in (classic, cache, dhns))
+            lines.append("| " + " | ".join([dataset, scorer, protocol.title, *levels, str(winner),
+                                            paired_summary(arms, dhns, cache), paired_summary(arms, cache, classic),
+                                            cost]) + " |")
+    return with_machine_note(lines) if len(lines) > 2 else []
+
+
 def grid_order(groups: Mapping[tuple[str, str], object], datasets: Sequence[str], scorers: Sequence[str]) -> list[tuple[str, str]]:
     """The grid's (dataset, scorer) pairs in the order asked for, then any other pair that has cells."""
     listed = [(d, s) for d in datasets for s in scorers]
@@ -467,6 +499,7 @@ def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Se
     blocks["published"] = ["| dataset | model | features | MRR |", "|---|---|---|---|", *rows]
     blocks["benchmarks"] = benchmark_lines(cells, list(dict.fromkeys(d for d, _ in listed)))
     blocks["levels"] = level_lines(cells, listed)
+    blocks["contenders"] = contender_lines(cells, listed)
     return blocks
 
 
