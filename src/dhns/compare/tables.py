@@ -91,9 +91,9 @@ def best_cache_arm(arms: Mapping[str, Mapping[int, Mapping]]) -> str | None:
 
 
 CROSS_MACHINE = "†"  # marks a paired difference with a seed whose two cells ran on different machines
-CROSS_MACHINE_NOTE = (f"{CROSS_MACHINE}: at least one seed's two cells ran on different machines (CPU kinds), so "
-                      "the difference also carries the machines' numerical noise (measured in docs/results.md, "
-                      "\"Machines\").")
+CROSS_MACHINE_NOTE = (f"{CROSS_MACHINE}: cells on different machines (CPU kinds): a paired difference also carries "
+                      "the machines' numerical noise (measured in docs/results.md, \"Machines\"), and seconds "
+                      "compare the machines as well as the arms.")
 
 
 def with_machine_note(lines: list[str]) -> list[str]:
@@ -418,6 +418,8 @@ def contender_lines(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]])
             levels = [f"{arm}: {format_mean_std([metric(c, 'test', 'mrr') for c in arms[arm].values()])}"
                       for arm in (classic, cache, dhns)]
             cost = " / ".join(f"{seconds_per_epoch(arms[arm]):.1f}" for arm in (classic, cache, dhns))
+            machines = {machine(c) for arm in (classic, cache, dhns) for c in arms[arm].values()}
+            cost += CROSS_MACHINE if len(machines) > 1 else ""
             lines.append("| " + " | ".join([dataset, scorer, protocol.title, *levels, str(winner),
                                             paired_summary(arms, dhns, cache), paired_summary(arms, cache, classic),
                                             cost]) + " |")
