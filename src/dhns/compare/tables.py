@@ -15,9 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-from dhns.compare.cells import SUPERSEDED_DIR, WHY_FILE, Superseded
 from dhns.compare.arms import (ARMS, BASELINES, CACHE_ARMS, DHNS_ARMS, FINETUNE, FORM_NAMES, FULL_CHAIN_ARM, GRID_ARMS, JOINT,
                                OWN_BASE, PROTOCOLS, Protocol)
+from dhns.compare.cells import SUPERSEDED_DIR, WHY_FILE, Superseded
 
 HEADLINE = "realistic"  # the pipeline's tie policy for model selection and the tables
 CATEGORIES = ("1-1", "1-N", "N-1", "N-N")  # relation categories of the evaluate stage (1.5 threshold, from train)
