@@ -64,8 +64,7 @@ def test_tiny_cpu_suite_runs_every_part_ok(tmp_path: Path) -> None:
                for row in figures["bench"]["rows"])  # no spec peak on a CPU: "n/a"
     params = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
     assert params["chain_stride"] == 0  # the pipeline's default chain, which the bench times and names
-    assert {row["reverse_chain"] for row in figures["bench"]["rows"]} == {
-        f"strided (the kept steps only, eta {params['chain_eta']:g})"}
+    assert {row["reverse_chain"] for row in figures["bench"]["rows"]} == {f"stride_0_eta_{params['chain_eta']:g}"}
     assert "Reverse chain timed (params.yaml's" in (out / "summary.md").read_text()
     assert {row["dataset"] for row in figures["eval"]["rows"]} == {"MKG-Y-slice", "DB15K-slice"}
     assert figures["stages"]["resume"]["bytes_identical"]

@@ -21,14 +21,6 @@ def phase_peak(stages: dict[str, Any], key: str) -> float | None:
     return max(values) if values else None
 
 
-def chain_label(stride: int, eta: float) -> str:
-    """The reverse chain a bench timed, in the words of `train.chain_stride` / `train.chain_eta`."""
-    if stride == 1:
-        return "full (every DDPM step)"
-    jumps = "the kept steps only" if stride == 0 else f"jumps of at most {stride} steps"
-    return f"strided ({jumps}, eta {eta:g})"
-
-
 def bench_row(result: dict[str, Any], precision: str, gpu: str | None) -> Row:
     """The summary's row from one bench JSON: seconds per epoch, the reverse chain's FLOP/s and peak memory."""
     config, stages = result["config"], result["stages"]
@@ -38,7 +30,7 @@ def bench_row(result: dict[str, Any], precision: str, gpu: str | None) -> Row:
         "batch_size": config["batch_size"], "num_negatives": config["num_negatives"],
         "diffusion_steps": config["diffusion_steps"], "modalities": config["modalities"],
         "timed_batches": stages["train"]["measured_batches"], "extrapolated": stages["train"]["extrapolated"],
-        "reverse_chain": chain_label(int(config["chain_stride"]), float(config["chain_eta"])),
+        "reverse_chain": stages["train"].get("chain", "full"),  # the bench's own label of the chain it timed
         "seconds_per_epoch": {phase: stages[phase]["seconds_per_epoch"] for phase in PHASES},
         "chain_flops_per_second": generation["flops_per_second"],
         "chain_share_of_spec_peak": share_of_peak(generation["flops_per_second"], gpu, precision),
