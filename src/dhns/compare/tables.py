@@ -409,11 +409,9 @@ def contender_lines(cells: Sequence[Mapping], listed: Sequence[tuple[str, str]])
         groups = group_cells(protocol.arm_names(cells))
         for dataset, scorer in listed:
             arms = groups.get((dataset, scorer)) or {}
-            chosen = {"classic": best_baseline(arms), "cache": best_cache_arm(arms),
-                      "DHNS": best_on_validation(arms, DHNS_ARMS)}
-            if not all(chosen.values()):
+            classic, cache, dhns = best_baseline(arms), best_cache_arm(arms), best_on_validation(arms, DHNS_ARMS)
+            if not (classic and cache and dhns):
                 continue
-            classic, cache, dhns = (str(chosen[kind]) for kind in ("classic", "cache", "DHNS"))
             winner = best_on_validation(arms, [classic, cache, dhns])
             levels = [f"{arm}: {format_mean_std([metric(c, 'test', 'mrr') for c in arms[arm].values()])}"
                       for arm in (classic, cache, dhns)]

@@ -97,7 +97,8 @@ def bench_table(figures: Figures) -> list[str]:
     chains = ", ".join(dict.fromkeys(row["reverse_chain"] for row in figures["rows"] if row["status"] == "ok")) or "n/a"
     lines += ["", f"Seconds per epoch {'extrapolated from' if extrapolated else 'measured over'} the timed batches "
               f"(`--batches`). Reverse chain timed (params.yaml's `train.chain_stride` / `chain_eta`, as the "
-              f"pipeline runs it; `full` or `stride_<n>_eta_<eta>`, stride 0 = the kept steps only): {chains}. Peak card: {figures['spec_card'] or 'n/a'}.", ""]
+              f"pipeline runs it; `full` or `stride_<n>_eta_<eta>`, stride 0 = the kept steps only): {chains}. "
+              f"Peak card: {figures['spec_card'] or 'n/a'}.", ""]
     lines += ["| card | bf16 dense | tf32 dense | fp32 |", "|---|---|---|---|"]
     lines += [f"| {card} | {_flops(peaks['bf16'])} | {_flops(peaks['tf32'])} | {_flops(peaks['fp32'])} |"
               for card, peaks in SPEC_PEAKS.items()]
