@@ -19,6 +19,7 @@ from dhns.diffusion.generator import (
     save_generator,
     side_conditions,
 )
+from dhns.diffusion.noise import ChainNoise
 from dhns.diffusion.report import hardness_report
 from dhns.training.diffusion import generator_step, train_generator
 from dhns.evaluation import build_filter_index
@@ -128,10 +129,12 @@ def test_generate_equals_per_level_plain_chains_with_the_documented_noise_order(
     for level in generator.levels:
         sides = side_conditions(model, triples[:batch], heads[level], tails[level])
         conditions.append(torch.cat([sides["head"], sides["tail"]]) / generator.scale(level))  # (2B, w)
-    states = list(torch.randn(len(generator.levels), 2 * batch, width, generator=replay))  # x_T, (2B, w) each
+    draws = ChainNoise(replay, torch.device("cpu"))  # the chain's noise source, keyed as `generate` keys it
+    shape = torch.empty(len(generator.levels), 2 * batch, width)
+    states = list(draws.normal(shape))  # x_T, (2B, w) each
     expected = {level: {6: states[i]} for i, level in enumerate(generator.levels)}
     for t in range(5, -1, -1):
-        noise = torch.randn(len(generator.levels), 2 * batch, width, generator=replay) if t > 0 else None
+        noise = draws.normal(shape) if t > 0 else None
         sigma = torch.exp(0.5 * diffusion.posterior_log_variance_clipped[t])
         for i, level in enumerate(generator.levels):
             with torch.no_grad():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from dhns.config import FULL_CHAIN
+from dhns.diffusion.noise import ChainNoise
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
 from dhns.diffusion.denoiser import DenoiserStack
 
@@ -89,8 +92,8 @@ def test_stacked_chain_equals_per_level_plain_chains_with_the_documented_noise_o
     conditions = torch.stack([far_from_zero_condition(rows, width, dtype, seed=level) for level in range(2)])
     chain = diffusion.sample_chain(DenoiserStack(denoisers), conditions, [0, 3, 10], torch.Generator().manual_seed(5), chain=FULL_CHAIN)
 
-    replay = torch.Generator().manual_seed(5)
-    x = torch.randn(conditions.shape, generator=replay, dtype=dtype)  # (L, N, w)
+    replay = ChainNoise(torch.Generator().manual_seed(5), torch.device("cpu"))  # the chain's source, keyed alike
+    x = replay.normal(conditions)  # (L, N, w)
     expected = {10: x}
     for t in range(9, -1, -1):
         with torch.no_grad():  # a plain callable: p_mean calls it with a (N,) step tensor, as in training
@@ -99,8 +102,11 @@ def test_stacked_chain_equals_per_level_plain_chains_with_the_documented_noise_o
                 for level, denoiser in enumerate(denoisers)
             ])
         if t > 0:
-            sigma = torch.exp(0.5 * diffusion.posterior_log_variance_clipped[t]).to(dtype)  # as p_sample has it
-            means = means + sigma * torch.randn(conditions.shape, generator=replay, dtype=dtype)
+            # sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t), the posterior variance, in float64 here
+            betas = torch.linspace(1e-4, 0.02, 10, dtype=torch.float64)
+            abar = torch.cumprod(1 - betas, dim=0)
+            sigma = math.sqrt(float(betas[t] * (1 - abar[t - 1]) / (1 - abar[t])))
+            means = means + sigma * replay.normal(conditions)
         x = expected[t] = means
     assert set(chain) == {0, 3, 10}
     for k, state in chain.items():

@@ -10,6 +10,7 @@ import torch
 from configs import train_config
 from dhns.config import FULL_CHAIN
 from dhns.config import ReverseChain
+from dhns.diffusion.noise import ChainNoise
 from dhns.diffusion import ConditionalDenoiser, GaussianDiffusion
 from dhns.diffusion.schedule import chain_visits
 
@@ -198,7 +199,7 @@ def test_p_sample_adds_posterior_noise_except_at_step_zero():
     denoiser = ConditionalDenoiser(3)
     for step in (9, 4, 1):
         mean = diffusion.p_mean(denoiser, x_t, step, condition)
-        z = torch.randn(5, 3, generator=torch.Generator().manual_seed(7))
+        z = ChainNoise(torch.Generator().manual_seed(7), torch.device("cpu")).normal(x_t)  # p_sample's one draw
         sigma = diffusion.posterior_variance[step].sqrt()
         out = diffusion.p_sample(denoiser, x_t, step, condition, torch.Generator().manual_seed(7))
         torch.testing.assert_close(out, mean + sigma * z)
@@ -261,18 +262,20 @@ def test_sample_chain_agrees_with_iterate_chain_and_a_manual_loop():
     denoiser, condition = ConditionalDenoiser(3), torch.randn(4, 3)
     states = list(diffusion.iterate_chain(denoiser, condition, torch.Generator().manual_seed(5)))
     assert [k for k, _ in states] == [6, 5, 4, 3, 2, 1, 0]
-    generator = torch.Generator().manual_seed(5)
-    x = torch.randn(4, 3, generator=generator)
+    draws = ChainNoise(torch.Generator().manual_seed(5), torch.device("cpu"))  # one source, draws in chain order
+    x = draws.normal(condition)
     manual = {6: x}
     with torch.no_grad():
         for t in range(5, -1, -1):
-            x = diffusion.p_sample(denoiser, x, t, condition, generator)
+            x = diffusion.p_mean(denoiser, x, t, condition)
+            if t > 0:
+                x = math.exp(0.5 * float(diffusion.posterior_log_variance_clipped[t])) * draws.normal(x) + x
             manual[t] = x
     chain = diffusion.sample_chain(denoiser, condition, [1, 3], torch.Generator().manual_seed(5), chain=FULL_CHAIN)
     for k, state in states:
-        torch.testing.assert_close(state, manual[k], rtol=0, atol=0)
+        torch.testing.assert_close(state, manual[k], rtol=1e-6, atol=1e-7)
     for k in (1, 3):
-        torch.testing.assert_close(chain[k], manual[k], rtol=0, atol=0)
+        torch.testing.assert_close(chain[k], manual[k], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("keep_steps", [[-1], [11], [0, 11], [2.0], [True], []])
@@ -374,7 +377,7 @@ def test_one_strided_jump_matches_a_hand_computation_of_the_ddim_update():
 
     out = dict(diffusion.iterate_strided_chain(denoiser, torch.zeros(2, 2), [4, 2], eta,
                                                torch.Generator().manual_seed(7), x_start=x))
-    z = torch.randn(2, 2, generator=torch.Generator().manual_seed(7))  # x_start given: the jump's is the first draw
+    z = ChainNoise(torch.Generator().manual_seed(7), torch.device("cpu")).normal(x)  # x_start given: the jump's is the first draw
     x0_hat = [[(x[r][c].item() - math.sqrt(1 - abar_k) * eps[r][c].item()) / math.sqrt(abar_k) for c in range(2)]
               for r in range(2)]
     sigma = eta * math.sqrt((1 - abar_j) / (1 - abar_k)) * math.sqrt(1 - abar_k / abar_j)

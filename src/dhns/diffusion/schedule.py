@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from dhns.config import ReverseChain
+from dhns.diffusion.noise import ChainNoise
 
 Tensor = torch.Tensor
 
@@ -145,6 +146,8 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, values.float(), persistent=False)
         # The strided update's coefficients are computed per jump in double precision on the host.
         self._abar = tuple(float(value) for value in alphas_cumprod)
+        # The ancestral step's noise scale sigma_t, on the host too: the chain's noise takes it as a number.
+        self._deviation = tuple(math.exp(0.5 * float(value)) for value in posterior_log_variance_clipped)
 
     def extra_repr(self) -> str:
         return f"num_steps={self.num_steps}, beta_start={self.beta_start}, beta_end={self.beta_end}"
@@ -229,14 +232,13 @@ class GaussianDiffusion(nn.Module):
         """
         if not 0 <= t < self.num_steps:
             raise ValueError(f"t must be in [0, {self.num_steps - 1}], got {t}")
-        return self._reverse_step(bind_condition(denoiser, condition), x_t, t, generator)
+        return self._reverse_step(bind_condition(denoiser, condition), x_t, t, ChainNoise(generator, x_t.device))
 
-    def _reverse_step(self, predict: NoisePredictor, x_t: Tensor, t: int, generator: torch.Generator | None) -> Tensor:
+    def _reverse_step(self, predict: NoisePredictor, x_t: Tensor, t: int, noise: ChainNoise) -> Tensor:
         mean = self._reverse_mean(predict, x_t, t)
         if t == 0:
             return mean
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)  # (..., d)
-        return mean + torch.exp(0.5 * self.posterior_log_variance_clipped[t]).to(x_t.dtype) * noise
+        return noise.jump(mean, self._deviation[t], mean, 1.0)  # (..., d): sigma_t z + mean
 
     def iterate_chain(
         self,
@@ -252,17 +254,18 @@ class GaussianDiffusion(nn.Module):
         clean sample for k = 0. Every step runs without autograd, but grad mode is switched off only
         around each step, never across a `yield`, so the caller's own code between steps is unaffected.
 
-        The condition is bound once (`bind_condition`). Random numbers: x_T (unless given) is one draw of
-        condition's shape, then each step t >= 1 draws one more of that shape; leading axes such as a
-        DenoiserStack's levels are part of each draw.
+        The condition is bound once (`bind_condition`). Random numbers (`ChainNoise`, keyed once from
+        `generator`): x_T (unless given) is one draw of condition's shape, then each step t >= 1 draws one more
+        of that shape; leading axes such as a DenoiserStack's levels are part of each draw.
         """
-        x = self._chain_start(condition, generator, x_start)
+        noise = ChainNoise(generator, condition.device)
+        x = self._chain_start(condition, noise, x_start)
         with torch.no_grad():
             predict = bind_condition(denoiser, condition)
         yield self.num_steps, x  # (..., d)
         for t in range(self.num_steps - 1, -1, -1):
             with torch.no_grad():
-                x = self._reverse_step(predict, x, t, generator)  # (..., d)
+                x = self._reverse_step(predict, x, t, noise)  # (..., d)
             yield t, x
 
     def level_of(self, k: int) -> float:
@@ -300,20 +303,19 @@ class GaussianDiffusion(nn.Module):
         """
         if not visits or visits[0] != self.num_steps or any(a <= b for a, b in zip(visits, visits[1:])):
             raise ValueError(f"visits must descend strictly from T = {self.num_steps}, got {list(visits)}")
-        x = self._chain_start(condition, generator, x_start)
+        noise = ChainNoise(generator, condition.device)
+        x = self._chain_start(condition, noise, x_start)
         with torch.no_grad():
             predict = bind_condition(denoiser, condition)
         yield visits[0], x
         for k, j in zip(visits, visits[1:]):
             with torch.no_grad():
                 a, b, sigma = self.jump_coefficients(k, j, eta)
-                noise = predict(x, k - 1)  # the state with k steps left sits at timestep k - 1
-                if j >= 1 and eta > 0:  # x_j = sigma z + a x_k + b eps_hat, built in z's fresh tensor
-                    x_next = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype).mul_(sigma)
-                    x_next.add_(x, alpha=a)
+                predicted = predict(x, k - 1)  # the state with k steps left sits at timestep k - 1
+                if j >= 1 and eta > 0:  # x_j = sigma z + a x_k + b eps_hat, one pass
+                    x = noise.jump(x, sigma, x, a, predicted, b)
                 else:
-                    x_next = torch.mul(x, a)
-                x = x_next.add_(noise, alpha=b)
+                    x = torch.mul(x, a).add_(predicted, alpha=b)
             yield j, x
 
     def sample_chain(
@@ -357,10 +359,10 @@ class GaussianDiffusion(nn.Module):
         return {k: kept[k] for k in sorted(wanted, reverse=True)}
 
     @staticmethod
-    def _chain_start(condition: Tensor, generator: torch.Generator | None, x_start: Tensor | None) -> Tensor:
+    def _chain_start(condition: Tensor, noise: ChainNoise, x_start: Tensor | None) -> Tensor:
         """x_T: N(0, I) of condition's shape (one draw), or the given start."""
         if x_start is None:
-            return torch.randn(condition.shape, generator=generator, device=condition.device, dtype=condition.dtype)
+            return noise.normal(condition)
         if x_start.shape != condition.shape:
             raise ValueError(f"x_start has shape {tuple(x_start.shape)}, condition {tuple(condition.shape)}")
         return x_start.detach()

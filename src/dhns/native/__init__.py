@@ -1,4 +1,4 @@
-"""CPU loops compiled from C (`distance.c`, `denoiser.c`, their thread split in `parts.h`), PyTorch the fallback.
+"""CPU loops compiled from C (`distance.c`, `denoiser.c`, `noise.c`, their thread split in `parts.h`), PyTorch the fallback.
 
 Distance scorers. TransE's and RotatE's scores are a sum over the entity width of |difference| or a complex modulus.
 PyTorch has no fused form of either. `torch.cdist(p=1)` ranks at about 2.5 G elements/s on two cores
@@ -9,6 +9,10 @@ each candidate row once and writes one number.
 The denoiser's hidden layer. Between its two matmuls the reverse chain runs scale, bias, ReLU and a
 LayerNorm over an (L, N, hidden) tensor, five passes over memory (and under bf16 autocast, casts around
 each); one C pass per row does all of it in fp32 and writes fp32 or bf16.
+
+Noise. The reverse chain's normals come from a counter-based generator (`noise.c`, Philox4x32-10 and
+Box-Muller): each value is a function of its index, so the loop is split across threads and vectorised with
+the same result for any thread count (`dhns.diffusion.noise` holds the PyTorch form of the same numbers).
 
 The library is built on first use with the system's C compiler into a cache folder keyed by the source,
 the flags, the compiler and the CPU (`DHNS_NATIVE_CACHE`, default `~/.cache/dhns/native`), and loaded with
@@ -36,7 +40,7 @@ Tensor = torch.Tensor
 log = logging.getLogger(__name__)
 
 FOLDER = Path(__file__).parent
-SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c")
+SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c")
 HEADERS = (FOLDER / "parts.h",)
 KINDS = {"l1": 0, "modulus": 1}
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-pthread")
@@ -48,6 +52,8 @@ SIGNATURES = {
                                         _f32, _i64],
     "dhns_all_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
     "dhns_denoiser_hidden": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
+    "dhns_normal_jump": [_ptr, _ptr, _ptr, _f32, _f32, _f32, _i64, ctypes.c_uint64, ctypes.c_uint32, _i64],
+    "dhns_philox": [_ptr, _ptr, _ptr, _i64],
 }
 HIDDEN_STORES = {torch.float32: 0, torch.bfloat16: 1}
 
@@ -121,6 +127,24 @@ def denoiser_hidden_(hidden: Tensor, row_scale: Tensor, bias: Tensor, epsilon: f
     _library().dhns_denoiser_hidden(HIDDEN_STORES[hidden.dtype], _at(hidden), _at(addend), _at(row_scale), _at(bias),
                                     levels, rows, width, epsilon, _threads())
     return hidden
+
+
+def normal_jump(key: int, draw: int, like: Tensor, sigma: float, x: Tensor | None = None, a: float = 0.0,
+                e: Tensor | None = None, b: float = 0.0) -> Tensor:
+    """A new fp32 tensor shaped like `like`: sigma z + a x + b e, z the counter-based normals of (key, draw)
+    (`dhns.diffusion.noise`); x and e, when given, are fp32 CPU tensors of that shape."""
+    x, e = (None if t is None else _contiguous(t)[0] for t in (x, e))
+    out = torch.empty(like.shape, dtype=torch.float32)
+    _library().dhns_normal_jump(_at(out), _at(x), _at(e), a, b, sigma, out.numel(), key, draw, _threads())
+    return out
+
+
+def philox(counters: Tensor, keys: Tensor) -> Tensor:
+    """Philox4x32-10 of (n, 4) counters under (n, 2) keys (uint32 values in int64 tensors) -> (n, 4) words."""
+    counters, keys = (t.to(torch.int64).to(torch.int32).contiguous() for t in (counters, keys))  # two's complement
+    out = torch.empty_like(counters)
+    _library().dhns_philox(_at(counters), _at(keys), _at(out), counters.shape[0])
+    return out.to(torch.int64) & 0xFFFFFFFF
 
 
 def _contiguous(*tensors: Tensor) -> tuple[Tensor, ...]:
