@@ -115,3 +115,51 @@ def test_the_prepared_denoiser_predicts_the_same_noise_with_and_without_the_comp
     plain = stacked_chain_noise(monkeypatch, False, precision)
     scale = float(plain.abs().max())
     torch.testing.assert_close(compiled, plain, rtol=tolerance, atol=tolerance * scale)
+
+
+def layer_norm_input_by_hand(x: list[float], tau: list[float], c: list[float]) -> tuple[list[float], float]:
+    """[x - m_x, m_x - mu, m_tau - mu, m_c - mu] and 1 / sqrt(var + eps) of the row z = [x, tau, c], in plain Python."""
+    z = x + tau + c
+    mu = sum(z) / len(z)
+    variance = sum((v - mu) ** 2 for v in z) / len(z)
+    means = [sum(part) / len(part) for part in (x, tau, c)]
+    return [v - means[0] for v in x] + [m - mu for m in means], 1 / math.sqrt(variance + 1e-5)
+
+
+@needs_library
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_first_matmuls_input_row_equals_the_hand_computation(dtype):
+    generator = torch.Generator().manual_seed(3)
+    levels, rows, width = 2, 3, 5
+    x = torch.randn(levels, rows, width, generator=generator) + 1.5
+    tau = torch.randn(levels, 1, width, generator=generator) - 0.5
+    condition = torch.randn(levels, rows, width, generator=generator) * 2
+    statistics = [(part.mean(-1, keepdim=True), (part - part.mean(-1, keepdim=True)).square().sum(-1, keepdim=True))
+                  for part in (tau, condition)]
+    inputs = torch.full((levels, rows, width + 4), 7.0, dtype=dtype)
+    scale = native.denoiser_inputs_(inputs, x, *statistics[0], *statistics[1], 1e-5)
+    assert torch.equal(inputs[..., -1], torch.full((levels, rows), 7.0, dtype=dtype))  # the constant column untouched
+    for level in range(levels):
+        for row in range(rows):
+            expected, expected_scale = layer_norm_input_by_hand(x[level, row].tolist(), tau[level, 0].tolist(),
+                                                                condition[level, row].tolist())
+            tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+            assert inputs[level, row, :-1].float().tolist() == pytest.approx(expected, rel=tolerance, abs=tolerance)
+            assert float(scale[level, row]) == pytest.approx(expected_scale, rel=1e-5)
+
+
+@needs_library
+def test_the_input_pass_does_not_depend_on_the_thread_count():
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 500, 30, generator=generator)
+    tau_mean, tau_m2 = torch.randn(2, 1, 1, generator=generator), torch.rand(2, 1, 1, generator=generator)
+    c_mean, c_m2 = torch.randn(2, 500, 1, generator=generator), torch.rand(2, 500, 1, generator=generator)
+    threads, outputs = torch.get_num_threads(), []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            inputs = torch.zeros(2, 500, 34, dtype=torch.bfloat16)
+            outputs.append((native.denoiser_inputs_(inputs, x, tau_mean, tau_m2, c_mean, c_m2, 1e-5), inputs))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])

@@ -228,17 +228,15 @@ class PreparedDenoisers:
         return noise.squeeze(0) if self.single else noise
 
     def _noise(self, x: Tensor, t: int) -> Tensor:
-        weights, width = self.weights, self.width
+        weights = self.weights
         tau_mean, tau_m2, tau_term = self.time_features(t, x.dtype)  # (L, 1, 1), (L, 1, 1), (L, 1, hidden)
         weights["first_x"][:, -1:].copy_(tau_term)  # the weight of the constant-one input column
-        x_mean, x_centred, x_m2 = _centred(x)  # (L, N, 1), (L, N, w), (L, N, 1)
-        mean = (x_mean + tau_mean + self.condition_mean) / 3  # (L, N, 1): the parts have equal widths
-        shifts = torch.cat([x_mean - mean, (tau_mean - mean), self.condition_mean - mean], dim=-1)  # (L, N, 3)
-        variance = (x_m2 + tau_m2 + self.condition_m2 + width * shifts.square().sum(-1, keepdim=True)) / (3 * width)
         inputs = self.inputs  # (L, N, w + 4) = [x - m_x, shifts, 1], written in place in the matmuls' dtype
-        inputs[..., :width].copy_(x_centred)
-        inputs[..., width : width + 3].copy_(shifts)
-        row_scale = torch.rsqrt(variance + self.eps_in)
+        if self.work is not None and x.dtype == torch.float32 and native.hidden_usable(inputs):  # one pass per row
+            row_scale = native.denoiser_inputs_(inputs, x, tau_mean, tau_m2, self.condition_mean, self.condition_m2,
+                                                self.eps_in)
+        else:
+            row_scale = self._first_inputs(x, tau_mean, tau_m2)
         if self.work is not None and native.hidden_usable(self.work, self.condition_term):  # the CPU's buffer
             # W1g (z - mu) without the condition's term, which the compiled pass adds as it reads each row:
             # baddbmm would first copy that (L, N, hidden) term into its output, then read it back
@@ -249,6 +247,18 @@ class PreparedDenoisers:
             hidden = torch.baddbmm(self.condition_term, inputs, weights["first_x"], out=self.work)  # W1g (z - mu)
             normed = self._activate_and_normalise(hidden, row_scale)  # (L, N, hidden)
         return torch.baddbmm(weights["last_bias"], normed, weights["last"])  # (L, N, w)
+
+    def _first_inputs(self, x: Tensor, tau_mean: Tensor, tau_m2: Tensor) -> Tensor:
+        """Writes x - m_x and the three shifts m_p - mu into `inputs`; returns LayerNorm([x, tau, c])'s (L, N, 1)
+        1 / sigma. PyTorch's form of the compiled pass (`dhns.native.denoiser_inputs_`)."""
+        width = self.width
+        x_mean, x_centred, x_m2 = _centred(x)  # (L, N, 1), (L, N, w), (L, N, 1)
+        mean = (x_mean + tau_mean + self.condition_mean) / 3  # (L, N, 1): the parts have equal widths
+        shifts = torch.cat([x_mean - mean, (tau_mean - mean), self.condition_mean - mean], dim=-1)  # (L, N, 3)
+        variance = (x_m2 + tau_m2 + self.condition_m2 + width * shifts.square().sum(-1, keepdim=True)) / (3 * width)
+        self.inputs[..., :width].copy_(x_centred)
+        self.inputs[..., width : width + 3].copy_(shifts)
+        return torch.rsqrt(variance + self.eps_in)
 
     def _activate_and_normalise(self, hidden: Tensor, row_scale: Tensor) -> Tensor:
         """LayerNorm(relu(hidden * row_scale + b1)), fp32 math or wider, in the matmuls' dtype (gamma2, beta2: "last").

@@ -52,6 +52,8 @@ SIGNATURES = {
                                         _f32, _i64],
     "dhns_all_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
     "dhns_denoiser_hidden": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
+    "dhns_denoiser_inputs": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _f32,
+                             _i64],
     "dhns_normal_jump": [_ptr, _ptr, _ptr, _f32, _f32, _f32, _i64, ctypes.c_uint64, ctypes.c_uint32, _i64],
     "dhns_philox": [_ptr, _ptr, _ptr, _i64],
 }
@@ -127,6 +129,23 @@ def denoiser_hidden_(hidden: Tensor, row_scale: Tensor, bias: Tensor, epsilon: f
     _library().dhns_denoiser_hidden(HIDDEN_STORES[hidden.dtype], _at(hidden), _at(addend), _at(row_scale), _at(bias),
                                     levels, rows, width, epsilon, _threads())
     return hidden
+
+
+def denoiser_inputs_(inputs: Tensor, x: Tensor, tau_mean: Tensor, tau_m2: Tensor, condition_mean: Tensor,
+                     condition_m2: Tensor, epsilon: float) -> Tensor:
+    """Writes [x - m_x, the three part-mean shifts] into the first w + 3 columns of (L, N, w + 4) `inputs` (fp32 or
+    bf16, contiguous) and returns the (L, N, 1) fp32 row scale 1 / sqrt(var + eps) of LayerNorm([x, tau, c]).
+
+    x is (L, N, w) fp32; tau_mean, tau_m2 (L, 1, 1); condition_mean, condition_m2 (L, N, 1), all fp32
+    (`PreparedDenoisers._first_inputs` is the PyTorch form).
+    """
+    levels, rows, width = x.shape
+    x, tau_mean, tau_m2, condition_mean, condition_m2 = _contiguous(x, tau_mean, tau_m2, condition_mean, condition_m2)
+    row_scale = torch.empty(levels, rows, 1)
+    _library().dhns_denoiser_inputs(HIDDEN_STORES[inputs.dtype], _at(inputs), _at(row_scale), _at(x), _at(tau_mean),
+                                    _at(tau_m2), _at(condition_mean), _at(condition_m2), levels, rows, width,
+                                    inputs.shape[-1], epsilon, _threads())
+    return row_scale
 
 
 def normal_jump(key: int, draw: int, like: Tensor, sigma: float, x: Tensor | None = None, a: float = 0.0,

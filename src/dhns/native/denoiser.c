@@ -116,3 +116,70 @@ void dhns_denoiser_hidden(int store, void *hidden, const void *addend, const flo
     if (parts > total_rows / 64) parts = total_rows / 64; /* a thread per 64 rows at least */
     run_parts(hidden_part, &job, parts);
 }
+
+/* The first matmul's input row for each state x (the chain's step before the matmul), in one pass per row.
+ *
+ * With z = [x, tau, c] and part means m_x, m_tau, m_c and centred sums of squares M2_x, M2_tau, M2_c, a row's
+ * LayerNorm mean is mu = (m_x + m_tau + m_c) / 3 and its variance (M2_x + M2_tau + M2_c + w sum_p (m_p - mu)^2)
+ * / 3w (`PreparedDenoisers` in denoiser.py). Each row writes [x - m_x, m_x - mu, m_tau - mu, m_c - mu] into the
+ * first w + 3 columns of `inputs` (fp32 or bf16; its last column, the constant one, is left as it is) and
+ * 1 / sqrt(variance + epsilon) into row_scale. x: (levels, rows, w) fp32; tau_mean, tau_m2: (levels,);
+ * condition_mean, condition_m2: (levels, rows); all fp32. Sums are fp32 in a fixed order per row.
+ */
+typedef struct {
+    int store;
+    void *inputs;
+    float *row_scale;
+    const float *x, *tau_mean, *tau_m2, *condition_mean, *condition_m2;
+    int64_t levels, rows, width, stride;
+    float epsilon;
+} inputs_job;
+
+static void inputs_part(const void *context, int64_t part, int64_t parts) {
+    const inputs_job *job = (const inputs_job *)context;
+    const int64_t width = job->width, total_rows = job->levels * job->rows;
+    float *centred = (float *)malloc((size_t)width * sizeof(float));
+    if (!centred) abort();
+    for (int64_t r = split(total_rows, part, parts); r < split(total_rows, part + 1, parts); ++r) {
+        const float *x = job->x + r * width;
+        const int64_t level = r / job->rows;
+        float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+        for (int64_t j = 0; j < width; ++j) total += x[j];
+        const float mean_x = total / (float)width;
+        float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+        for (int64_t j = 0; j < width; ++j) {
+            centred[j] = x[j] - mean_x;
+            squares += centred[j] * centred[j];
+        }
+        const float mean_tau = job->tau_mean[level], mean_c = job->condition_mean[r];
+        const float mu = (mean_x + mean_tau + mean_c) / 3.0f;
+        const float shifts[3] = {mean_x - mu, mean_tau - mu, mean_c - mu};
+        const float spread = shifts[0] * shifts[0] + shifts[1] * shifts[1] + shifts[2] * shifts[2];
+        const float variance = (squares + job->tau_m2[level] + job->condition_m2[r] + (float)width * spread)
+                               / (float)(3 * width);
+        job->row_scale[r] = 1.0f / sqrtf(variance + job->epsilon);
+        if (job->store == STORE_FP32) {
+            float *out = (float *)job->inputs + r * job->stride;
+            memcpy(out, centred, (size_t)width * sizeof(float));
+            memcpy(out + width, shifts, sizeof shifts);
+        } else {
+            uint16_t *out = (uint16_t *)job->inputs + r * job->stride;
+            for (int64_t j = 0; j < width; ++j) out[j] = float_to_bf16(centred[j]);
+            for (int p = 0; p < 3; ++p) out[width + p] = float_to_bf16(shifts[p]);
+        }
+    }
+    free(centred);
+}
+
+void dhns_denoiser_inputs(int store, void *inputs, float *row_scale, const float *x, const float *tau_mean,
+                          const float *tau_m2, const float *condition_mean, const float *condition_m2, int64_t levels,
+                          int64_t rows, int64_t width, int64_t stride, float epsilon, int64_t threads) {
+    const inputs_job job = {store, inputs, row_scale, x, tau_mean, tau_m2, condition_mean, condition_m2,
+                            levels, rows, width, stride, epsilon};
+    int64_t parts = threads;
+    const int64_t total_rows = levels * rows;
+    if (parts > total_rows / 64) parts = total_rows / 64;
+    run_parts(inputs_part, &job, parts < 1 ? 1 : parts);
+}
