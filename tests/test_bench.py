@@ -82,6 +82,26 @@ def test_analytic_denoiser_flops_match_its_linear_layers():
     assert per_row + time_mlp == sum(2 * m.in_features * m.out_features for m in linear)
 
 
+@pytest.mark.parametrize("stride", [0, 1, 2])
+def test_the_executed_chain_flops_are_what_the_sampler_multiplies(stride):
+    """Counted by PyTorch's FLOP counter over every matmul the prepared chain runs (condition term, first and last
+    layers, time MLP), for two levels on both sides."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dhns.config import ReverseChain
+    from dhns.diffusion import GaussianDiffusion
+    from dhns.diffusion.generator import HierarchicalGenerator
+
+    torch.manual_seed(0)
+    generator = HierarchicalGenerator(("structural", "text"), 12, GaussianDiffusion(10), {"structural": 1.0, "text": 1.0},
+                                      hidden_multiplier=3)
+    batch, keep_steps, chain = 7, [0, 2, 5], ReverseChain(stride, 1.0)
+    condition = torch.randn(2, 2 * batch, 12)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        generator.diffusion.sample_chain(generator.denoiser_stack(), condition, keep_steps, chain=chain)
+    assert counter.get_total_flops() == bench.executed_chain_flops(generator, batch, keep_steps, chain)
+
+
 @pytest.mark.parametrize("spec, expected", [("text:384,image:383", (("text", 384), ("image", 383))),
                                             ("none", ()), ("", ())])
 def test_parse_modalities(spec, expected):
@@ -142,6 +162,16 @@ def test_the_strided_chain_is_timed_beside_its_classic_base_with_both_ratios(tmp
     assert cache["measured_triples"] == 200 and _positive(cache["seconds_per_batch"])
     assert stages["cache_over_classic"]["step"] == pytest.approx(cache["seconds_per_batch"] / classic["seconds_per_batch"])
     assert "train, nscaching" in report and "NSCaching / classic: step" in report
+    # the least ratios this machine allows: the classic step plus generation at its matmul floor
+    generation, floor = stages["generation"], stages["dhns_over_classic_floor"]
+    assert generation["floor_seconds_per_batch"] == pytest.approx(
+        generation["executed_flops_per_full_batch"] / generation["matmul_peak_flops"])
+    assert floor["step"] == pytest.approx(1 + generation["floor_seconds_per_batch"] / classic["seconds_per_batch"])
+    batches = json.loads(out.read_text())["graph"]["train"] / 100  # TINY's batches of 100, the last one partial
+    assert floor["epoch_with_validation"] == pytest.approx(
+        (classic["seconds_per_epoch"] + batches * generation["floor_seconds_per_batch"] + validation["seconds"])
+        / (classic["seconds_per_epoch"] + validation["seconds"]))
+    assert "DHNS / classic with generation at its floor" in report
 
 
 def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, capsys):

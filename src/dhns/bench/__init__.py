@@ -7,7 +7,7 @@ peers, own_side and pykeen_side compare the same training step and evaluation wi
 
 from dhns.bench.cli import main, parse_args, run_benchmark
 from dhns.bench.config import BenchConfig, parse_modalities, parse_synthetic
-from dhns.bench.flops import chain_flops, denoiser_flops_per_row, generator_step_flops
+from dhns.bench.flops import chain_flops, denoiser_flops_per_row, executed_chain_flops, generator_step_flops
 from dhns.bench.inputs import load_graph, stand_in_features, synthetic_graph
 from dhns.bench.settings import hardness_levels_for
 from dhns.bench.report import format_report
@@ -15,7 +15,7 @@ from dhns.bench.sweep import linearity, write_sweep_csv, write_sweep_svg
 from dhns.bench.timing import hardware, time_epoch
 
 __all__ = [
-    "BenchConfig", "chain_flops", "denoiser_flops_per_row", "format_report", "generator_step_flops", "hardness_levels_for",
+    "BenchConfig", "chain_flops", "denoiser_flops_per_row", "executed_chain_flops", "format_report", "generator_step_flops", "hardness_levels_for",
     "hardware", "linearity", "load_graph", "main", "parse_args", "parse_modalities", "parse_synthetic", "run_benchmark",
     "stand_in_features", "synthetic_graph", "time_epoch", "write_sweep_csv", "write_sweep_svg",
 ]

@@ -41,6 +41,26 @@ def chain_flops(generator: HierarchicalGenerator, batch: int, keep_steps: Sequen
     return len(generator.levels) * calls * (2 * batch * net + time_mlp)
 
 
+def executed_chain_flops(generator: HierarchicalGenerator, batch: int, keep_steps: Sequence[int],
+                         chain: ReverseChain) -> int:
+    """Matmul FLOPs the sampler actually executes (`PreparedDenoisers`): per level, once per chain the folding of the
+    last two layers into one (w x w times w x hidden) and the condition's share of the first layer, then per call
+    the first matmul over [x - m_x, 3 shifts, 1] (w + 4 inputs) and the folded last layers (hidden -> w), on
+    2 * batch rows (both sides); the time MLP runs on one row per call. The folding's few matrix-vector products
+    are left out.
+
+    These FLOPs at the device's measured matmul peak are the least time generation can take in this layout.
+    """
+    width = generator.width
+    hidden = generator.hidden_multiplier * width
+    time_dim = generator.denoisers[generator.levels[0]].time_dim
+    rows = 2 * batch
+    calls = chain_calls(generator.diffusion.num_steps, keep_steps, chain)
+    per_call = 2 * rows * ((width + 4) * hidden + hidden * width) + 2 * (time_dim * width + width * width + width * hidden)
+    once = 2 * width * width * hidden + 2 * rows * width * hidden
+    return len(generator.levels) * (once + calls * per_call)
+
+
 def generator_step_flops(generator: HierarchicalGenerator, batch: int) -> int:
     """Matmul FLOPs of one `generator_step` (forward + backward ~ 3x forward; every row has its own step)."""
     net, time_mlp = denoiser_flops_per_row(generator.width, generator.hidden_multiplier)

@@ -106,6 +106,15 @@ def format_report(result: dict[str, Any]) -> str:
         lines += _peak_lines(gen, result["peaks"])
         share = gen["seconds_per_batch"] / stages["train"]["seconds_per_batch"]
         lines.append(f"  generation is {100 * share:.0f}% of the dhns train step")
+        if "floor_seconds_per_batch" in gen:
+            floor = stages["dhns_over_classic_floor"]
+            lines.append(f"  floor: {_si(gen['executed_flops_per_full_batch'], 'FLOP')} executed per batch at the "
+                         f"measured {gen['matmul_precision']} matmul peak ({_flops(gen['matmul_peak_flops'])}) = "
+                         f"{gen['floor_seconds_per_batch']:.3f} s; generation runs at {floor['generation_over_floor']:.2f}x "
+                         f"its floor")
+            lines.append(f"  DHNS / classic with generation at its floor and the rest of DHNS free: step "
+                         f"{floor['step']:.2f}x, epoch with validation {floor['epoch_with_validation']:.2f}x "
+                         "(no target below these can be met on this machine in this layout)")
     if "evaluation" in result:
         ev = result["evaluation"]
         lines += [f"evaluation: {ev['seconds']:.3f} s for {ev['test_triples']} test triples x 2 sides, filtered, "

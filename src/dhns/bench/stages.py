@@ -8,11 +8,11 @@ from typing import Any, Sequence
 import torch
 
 from dhns.bench.config import BenchConfig
-from dhns.bench.flops import chain_calls, chain_flops, generator_step_flops
+from dhns.bench.flops import chain_calls, chain_flops, executed_chain_flops, generator_step_flops
 from dhns.bench.inputs import stand_in_features
 from dhns.bench.settings import (bench_params, cache_settings, classic_settings, dhns_settings, diffusion_settings,
                                  pretrain_settings)
-from dhns.bench.timing import memory_peaks, reset_peaks, synchronize, time_epoch
+from dhns.bench.timing import matmul_peak, memory_peaks, reset_peaks, synchronize, time_epoch
 from dhns.config import DiffusionConfig, Params, PretrainConfig, TrainConfig, preset_of
 from dhns.data import KnowledgeGraph
 from dhns.diffusion.generator import HierarchicalGenerator, build_generator
@@ -147,6 +147,8 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         results["cache_over_classic"] = over_classic(results["classic"], results["cache"], results["validation"])
         results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"],
                                                 settings)
+        results["dhns_over_classic_floor"] = over_classic_at_generation_floor(
+            results["classic"], results["train"], results["generation"], results["validation"])
     return results
 
 
@@ -166,10 +168,28 @@ def time_generation(config: BenchConfig, generator: HierarchicalGenerator, model
     # Every batch but possibly the last is full; FLOPs scale with rows, so use triples measured.
     achieved = flops * timing["measured_triples"] / config.batch_size / timing["measured_seconds"]
     calls = chain_calls(generator.diffusion.num_steps, keep_steps, settings.chain)
-    return {"seconds_per_batch": timing["seconds_per_batch"], "measured_batches": timing["measured_batches"],
+    executed = executed_chain_flops(generator, config.batch_size, keep_steps, settings.chain)
+    precision = resolve_precision(settings.precision, device)
+    peak = matmul_peak(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    return {"executed_flops_per_full_batch": executed, "matmul_peak_flops": peak, "matmul_precision": precision,
+            "floor_seconds_per_batch": executed / peak,
+            "seconds_per_batch": timing["seconds_per_batch"], "measured_batches": timing["measured_batches"],
             "seconds_per_epoch": timing["seconds_per_epoch"], "extrapolated": timing["extrapolated"],
             "denoiser_calls_per_chain": calls, "rows_per_call": 2 * config.batch_size,
             "flops_per_full_batch": flops, "flops_per_second": achieved}
+
+
+def over_classic_at_generation_floor(classic: dict[str, Any], dhns: dict[str, Any], generation: dict[str, Any],
+                                     validation: dict[str, Any]) -> dict[str, float]:
+    """The least DHNS / classic ratios this machine allows in this layout: the classic step plus generation at its
+    matmul floor (the executed FLOPs at the measured matmul peak), everything else of DHNS free. A target below
+    these cannot be met by overhead work alone on this machine."""
+    floor = generation["floor_seconds_per_batch"]
+    batches = dhns["seconds_per_epoch"] / dhns["seconds_per_batch"]  # batches per epoch, the last one partial
+    return {"step": (classic["seconds_per_batch"] + floor) / classic["seconds_per_batch"],
+            "epoch_with_validation": (classic["seconds_per_epoch"] + batches * floor + validation["seconds"])
+            / (classic["seconds_per_epoch"] + validation["seconds"]),
+            "generation_over_floor": generation["seconds_per_batch"] / floor}
 
 
 def time_evaluation(config: BenchConfig, graph: KnowledgeGraph, device: torch.device) -> dict[str, Any]:
