@@ -172,6 +172,10 @@ def test_the_strided_chain_is_timed_beside_its_classic_base_with_both_ratios(tmp
         (classic["seconds_per_epoch"] + batches * generation["floor_seconds_per_batch"] + validation["seconds"])
         / (classic["seconds_per_epoch"] + validation["seconds"]))
     assert "DHNS / classic with generation at its floor" in report
+    joint = stages["joint"]  # the paper's protocol: a generator step on each batch before the KGC step, same batches
+    assert joint["sampler"] == "dhns" and joint["measured_triples"] == 200
+    assert stages["joint_over_classic"]["step"] == pytest.approx(joint["seconds_per_batch"] / classic["seconds_per_batch"])
+    assert "joint protocol: a generator step on each batch first" in report and "joint DHNS / classic: step" in report
 
 
 def test_sweep_over_entity_counts_reports_the_step_against_the_table(tmp_path, capsys):

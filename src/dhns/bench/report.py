@@ -84,7 +84,8 @@ def format_report(result: dict[str, Any]) -> str:
     for name, title in (("pretrain", "pretrain (self-adversarial)"), ("diffusion", "diffusion (generator_step)"),
                         ("classic", "train, classic (the dhns settings without generated negatives)"),
                         ("train", f"train (dhns, {chain} reverse chain)"),
-                        ("cache", "train, nscaching (the classic settings drawing from a cache of high scorers)")):
+                        ("cache", "train, nscaching (the classic settings drawing from a cache of high scorers)"),
+                        ("joint", f"train (dhns, {chain} chain, joint protocol: a generator step on each batch first)")):
         if name in stages:
             lines += _phase_lines(title, stages[name], result.get("peaks", {}))
     if "dhns_over_classic" in stages:
@@ -96,6 +97,10 @@ def format_report(result: dict[str, Any]) -> str:
     if "cache_over_classic" in stages:
         ratio = stages["cache_over_classic"]
         lines.append(f"NSCaching / classic: step {ratio['step']:.2f}x, epoch with validation "
+                     f"{ratio['epoch_with_validation']:.2f}x")
+    if "joint_over_classic" in stages:
+        ratio = stages["joint_over_classic"]
+        lines.append(f"joint DHNS / classic: step {ratio['step']:.2f}x, epoch with validation "
                      f"{ratio['epoch_with_validation']:.2f}x")
     if "generation" in stages:
         gen = stages["generation"]

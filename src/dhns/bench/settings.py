@@ -67,6 +67,12 @@ def cache_settings(dhns: TrainConfig) -> TrainConfig:
                                generated_negatives="", cache="")
 
 
+def joint_settings(dhns: TrainConfig) -> TrainConfig:
+    """The same DHNS step under the paper's protocol: the generator takes its own training step on each batch
+    before the KGC step (what a joint cell pays per batch beyond a fine-tune one)."""
+    return dataclasses.replace(dhns, protocol="joint")
+
+
 def diffusion_settings(config: BenchConfig, params: Params) -> DiffusionConfig:
     changed: dict = {"num_diffusion_steps": config.diffusion_steps, "batch_size": config.batch_size}
     if config.precision is not None:

@@ -11,7 +11,7 @@ from dhns.bench.config import BenchConfig
 from dhns.bench.flops import chain_calls, chain_flops, executed_chain_flops, generator_step_flops
 from dhns.bench.inputs import stand_in_features
 from dhns.bench.settings import (bench_params, cache_settings, classic_settings, dhns_settings, diffusion_settings,
-                                 pretrain_settings)
+                                 joint_settings, pretrain_settings)
 from dhns.bench.timing import matmul_peak, memory_peaks, reset_peaks, synchronize, time_epoch
 from dhns.config import DiffusionConfig, Params, PretrainConfig, TrainConfig, preset_of
 from dhns.data import KnowledgeGraph
@@ -140,11 +140,15 @@ def run_stages(config: BenchConfig, graph: KnowledgeGraph, device: torch.device)
         reset_peaks(device)
         results["cache"] = kgc_phase(config, model, train, cache_settings(settings), config.batches) \
             | memory_peaks(device)
+        reset_peaks(device)
+        results["joint"] = kgc_phase(config, model, train, joint_settings(settings), config.batches, generator) \
+            | memory_peaks(device)
         results["settings"]["train_precision"] = resolve_precision(settings.precision, device)
         results["settings"]["chain"] = settings.chain.label
         results["validation"] = time_validation(config, model, graph)
         results["dhns_over_classic"] = over_classic(results["classic"], results["train"], results["validation"])
         results["cache_over_classic"] = over_classic(results["classic"], results["cache"], results["validation"])
+        results["joint_over_classic"] = over_classic(results["classic"], results["joint"], results["validation"])
         results["generation"] = time_generation(config, generator, model, train, results["train"]["hardness_steps"],
                                                 settings)
         results["dhns_over_classic_floor"] = over_classic_at_generation_floor(
