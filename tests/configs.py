@@ -93,5 +93,5 @@ def hard_negatives(generator: Any, levels: Any, hard_loss_weight: float, **chang
     from dhns.training.ntat import HardNegativeObjective
 
     settings = dict(joint_generator=False, generator_lr=1e-3, diffusion_loss="l1", hard_loss="reference",
-                    distmult_hard_margin=0.0, chain=FULL_CHAIN, generator_first=False)
+                    distmult_hard_margin=0.0, chain=FULL_CHAIN, generator_first=False, precision="fp32")
     return HardNegativeObjective(generator, levels, hard_loss_weight, **(settings | changes))

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from configs import hard_negatives, train_config
@@ -83,3 +84,18 @@ def test_each_batch_updates_the_generator_before_generating_its_negatives():
     batches = 2 * math.ceil(len(triples) / config.batch_size)
     assert events == ["generator step", "generate"] * batches
     assert objective.generator_steps == batches
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_joint_generator_step_runs_in_the_train_stages_precision(monkeypatch, precision):
+    # train_step calls the generator's step outside its own precision scope: the objective must pass train.precision
+    import dhns.training.ntat as ntat
+
+    model, generator, triples, num_entities = tiny_setup()
+    config = train_config(protocol="joint", sampler="dhns", num_negatives=3, batch_size=5, precision=precision,
+                          hardness_levels=(HardnessLevel(step=2, weight=1.0, margin=0.5),))
+    objective = build_train_objective(config, triples, num_entities, 2, generator).extra
+    seen: list[str] = []
+    monkeypatch.setattr(ntat, "generator_step", lambda *args, precision, **kwargs: seen.append(precision))
+    objective.before_step(model, triples[:5], torch.Generator().manual_seed(0))
+    assert seen == [precision]

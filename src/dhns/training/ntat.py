@@ -153,10 +153,13 @@ class HardNegativeObjective:
         distmult_hard_margin: float,
         chain: ReverseChain,
         generator_first: bool,
+        precision: str,
     ) -> None:
         """`joint_generator` trains the generator on every batch with its own optimizer: after the KGC step
         (the fine-tune protocol's option), or before it with `generator_first` (the joint protocol: the
-        generator learns the current entity views, then generates the batch's negatives)."""
+        generator learns the current entity views, then generates the batch's negatives). Those steps run in
+        `precision`, the train stage's, as the reverse chain does (`train_step` calls them outside its own
+        precision scope)."""
         steps = sorted({level.step for level in active_levels(levels)})
         if steps and steps[-1] > generator.diffusion.num_steps:
             raise ValueError(
@@ -175,6 +178,7 @@ class HardNegativeObjective:
         self.joint_generator = joint_generator
         self.generator_first = generator_first and joint_generator
         self.diffusion_loss = diffusion_loss
+        self.precision = precision
         self.generator_steps = 0
         self.optimizer = adam(generator.parameters(), generator_lr) if joint_generator else None
         for parameter in generator.parameters():
@@ -223,7 +227,8 @@ class HardNegativeObjective:
 
     def _generator_step(self, model: KGCModel, positives: Tensor, rng: torch.Generator | None) -> None:
         self.generator.train()
-        generator_step(self.generator, model, self.optimizer, positives, self.diffusion_loss, rng)
+        generator_step(self.generator, model, self.optimizer, positives, self.diffusion_loss, rng,
+                       precision=self.precision)
         self.generator_steps += 1
 
 
@@ -241,7 +246,7 @@ def generated_negatives(config: PretrainConfig, generator: HierarchicalGenerator
                                  joint_generator=config.joint_generator or trains_first,
                                  generator_lr=config.generator_lr, diffusion_loss=config.diffusion_loss,
                                  hard_loss=config.hard_loss, distmult_hard_margin=config.distmult_hard_margin,
-                                 chain=config.chain, generator_first=trains_first)
+                                 chain=config.chain, generator_first=trains_first, precision=config.precision)
 
 
 def build_train_objective(config: PretrainConfig, train_triples: Tensor, num_entities: int, num_relations: int,
