@@ -89,19 +89,16 @@ def format_report(result: dict[str, Any]) -> str:
         if name in stages:
             lines += _phase_lines(title, stages[name], result.get("peaks", {}))
     if "dhns_over_classic" in stages:
-        ratio, validation = stages["dhns_over_classic"], stages["validation"]
-        lines += [f"validation: {validation['seconds']:.3f} s for {validation['valid_triples']} valid triples x 2 "
-                  "sides (once per epoch in the train stage)",
-                  f"DHNS / classic ({chain} chain): step {ratio['step']:.2f}x, epoch with validation "
-                  f"{ratio['epoch_with_validation']:.2f}x (targets: 2x and 1.5x)"]
-    if "cache_over_classic" in stages:
-        ratio = stages["cache_over_classic"]
-        lines.append(f"NSCaching / classic: step {ratio['step']:.2f}x, epoch with validation "
-                     f"{ratio['epoch_with_validation']:.2f}x")
-    if "joint_over_classic" in stages:
-        ratio = stages["joint_over_classic"]
-        lines.append(f"joint DHNS / classic: step {ratio['step']:.2f}x, epoch with validation "
-                     f"{ratio['epoch_with_validation']:.2f}x")
+        validation = stages["validation"]
+        lines.append(f"validation: {validation['seconds']:.3f} s for {validation['valid_triples']} valid triples x 2 "
+                     "sides (once per epoch in the train stage)")
+    for key, label, note in (("dhns_over_classic", f"DHNS / classic ({chain} chain)", " (targets: 2x and 1.5x)"),
+                             ("cache_over_classic", "NSCaching / classic", ""),
+                             ("joint_over_classic", "joint DHNS / classic", "")):
+        if key in stages:
+            ratio = stages[key]
+            lines.append(f"{label}: step {ratio['step']:.2f}x, epoch with validation "
+                         f"{ratio['epoch_with_validation']:.2f}x{note}")
     if "generation" in stages:
         gen = stages["generation"]
         lines.append(f"denoiser (generate alone): {gen['seconds_per_batch']:.3f} s per batch over "

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = Path(__file__).parent
 SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c")
-HEADERS = (FOLDER / "parts.h",)
+HEADERS = (FOLDER / "parts.h", FOLDER / "bits.h")
 KINDS = {"l1": 0, "modulus": 1}
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-pthread")
 TUNED_FLAGS = ("-march=native",)

@@ -18,21 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bits.h"
 #include "parts.h"
 
 enum { STORE_FP32 = 0, STORE_BF16 = 1 };
 
-static inline float bf16_to_float(uint16_t value) {
-    uint32_t bits = (uint32_t)value << 16;
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
+static inline float bf16_to_float(uint16_t value) { return bits_to_float((uint32_t)value << 16); }
 
 /* round to nearest, ties to even (what PyTorch's float -> bfloat16 conversion does); NaN stays NaN */
 static inline uint16_t float_to_bf16(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
+    uint32_t bits = float_to_bits(value);
     if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
     bits += 0x7fffu + ((bits >> 16) & 1u);
     return (uint16_t)(bits >> 16);

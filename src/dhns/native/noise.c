@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bits.h"
 #include "parts.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -25,18 +26,6 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 #define BLOCK 64 /* counters per inner loop: their normals are computed side by side, then stored in order */
-
-static inline float bits_to_float(uint32_t bits) {
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
-static inline uint32_t float_to_bits(float value) {
-    uint32_t out;
-    memcpy(&out, &value, sizeof out);
-    return out;
-}
 
 /* log(u) for u in (0, 1], normal: u = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1)) */
 static inline float log_unit(float u) {
