@@ -93,6 +93,43 @@ def test_repeated_candidates_accumulate_their_gradients():
 
 
 @pytest.mark.parametrize("name", DISTANCE_SCORERS)
+def test_compiled_table_gradient_adds_each_rows_terms_in_candidate_order(name, backend):
+    """Bitwise, against float32 arithmetic written out in plain Python: every row of the table gradient is
+    0 + term(b0, j0) + term(b1, j1) + ... over the (b, j) that picked it, in ascending order (the order the
+    compiled backward keeps after grouping the pairs by row), and rows nobody picked stay 0."""
+    if backend != "native":
+        pytest.skip("PyTorch's index_add_ may order its sums otherwise")
+    import numpy as np
+
+    f32 = np.float32
+    interaction = make_interaction(name, 4, MARGIN)
+    queries, table, index = tiny_case(name, batch=20, negatives=7, rows=9)
+    index[index == 8] = 0  # row 8 is never picked
+    grad_scores = torch.randn(index.shape, generator=torch.Generator().manual_seed(6))
+    q, t = leaves(queries, table)
+    interaction.compare_gathered(q, t, index).backward(grad_scores)
+    scale = [[f32(-g) for g in row] for row in grad_scores.tolist()]  # d score / d distance is -1
+    width = table.shape[1]
+    expected = [[f32(0.0)] * width for _ in range(table.shape[0])]
+    query_rows, table_rows = queries.numpy(), table.numpy()
+    for b, row in enumerate(index.tolist()):
+        for j, entity in enumerate(row):
+            difference = [f32(c - x) for c, x in zip(table_rows[entity], query_rows[b])]
+            if name == "transe":
+                terms = [f32(f32(1.0 if d > 0 else -1.0 if d < 0 else 0.0) * scale[b][j]) for d in difference]
+            else:
+                half = width // 2
+                real, imag = difference[:half], difference[half:]
+                moduli = [np.sqrt(f32(f32(f32(re * re) + f32(im * im)) + f32(interaction.native_epsilon)))
+                          for re, im in zip(real, imag)]
+                factors = [f32(f32(f32(1.0) / m) * scale[b][j]) for m in moduli]
+                terms = [f32(difference[i] * factors[i % half]) for i in range(width)]
+            expected[entity] = [f32(total + term) for total, term in zip(expected[entity], terms)]
+    assert torch.equal(t.grad, torch.tensor(np.array(expected, dtype=np.float32)))
+    assert not t.grad[8].any()
+
+
+@pytest.mark.parametrize("name", DISTANCE_SCORERS)
 def test_gradcheck_in_float64(name):
     interaction = make_interaction(name, 4, MARGIN)
     queries, table, index = tiny_case(name, torch.float64, batch=5, negatives=3, rows=4)

@@ -6,6 +6,7 @@ import torch
 from configs import model_config, pretrain_config, train_config
 from dhns.training.objective import build_objective
 from dhns.sampling import BernoulliSampler, UniformSampler, make_sampler
+from dhns import native
 from dhns.sampling.negatives import KeySet, prime_at_least
 
 
@@ -18,7 +19,17 @@ def test_bernoulli_corrupts_the_head_of_one_to_many_relations():
     torch.testing.assert_close(tail_probability, torch.tensor([0.2, 0.8, 0.5]))
 
 
-def test_samples_avoid_known_training_triples():
+@pytest.fixture(params=["compiled", "pytorch"])
+def filter_form(request, monkeypatch):
+    """Both forms of the false-negative filter (`dhns.native.filter_negatives` and `NegativeSampler._filter`)."""
+    if request.param == "pytorch":
+        monkeypatch.setenv("DHNS_NATIVE", "0")
+    elif not native.available():
+        pytest.skip("no C compiler: only the PyTorch form exists here")
+    return request.param
+
+
+def test_samples_avoid_known_training_triples(filter_form):
     # Entity 0 is linked to all but entity 3 by relation 0: the only true negative tail for (0, 0, ?) is 3.
     num_entities = 6
     triples = torch.tensor([[0, 0, t] for t in (0, 1, 2, 4, 5)])
@@ -34,6 +45,62 @@ def test_samples_avoid_known_training_triples():
         for entity, keep in zip(entities.tolist(), ok.tolist()):
             candidate = (0, 0, entity) if tail_side else (entity, 0, 1)
             assert keep == (candidate not in known)
+
+
+@pytest.mark.parametrize("redraws", [0, 1, 3])
+def test_each_slot_keeps_its_first_draw_that_forms_no_known_triple(filter_form, redraws):
+    """Replays the sampler's random calls (side coin, then 1 + redraws draws of (B, k)) and decides each slot in
+    plain Python: the first draw whose triple is unknown, else the last draw, marked invalid."""
+    num_entities, num_relations, batch, k = 7, 3, 30, 9
+    generator = torch.Generator().manual_seed(redraws)
+    pairs = [(h, r, t) for h in range(num_entities) for r in range(num_relations) for t in range(num_entities)]
+    known = {pairs[i] for i in torch.randperm(len(pairs), generator=generator)[:100].tolist()}  # 2 in 3 known
+    triples = torch.tensor(sorted(known))
+    positives = triples[torch.randint(len(known), (batch,), generator=generator)]
+    sampler = UniformSampler(triples, num_entities, num_relations, num_negatives=k, redraws=redraws)
+    negatives = sampler.sample(positives, torch.Generator().manual_seed(5))
+
+    replay = torch.Generator().manual_seed(5)
+    tail_side = (torch.rand(batch, generator=replay) < 0.5).tolist()
+    draws = [torch.randint(num_entities, (batch, k), generator=replay).tolist() for _ in range(1 + redraws)]
+    expected_entities, expected_valid = [], []
+    for b, (h, r, t) in enumerate(positives.tolist()):
+        row_entities, row_valid = [], []
+        for j in range(k):
+            forms_known = [((h, r, d[b][j]) if tail_side[b] else (d[b][j], r, t)) in known for d in draws]
+            first_unknown = forms_known.index(False) if False in forms_known else len(draws) - 1
+            row_entities.append(draws[first_unknown][b][j])
+            row_valid.append(not forms_known[first_unknown])
+        expected_entities.append(row_entities)
+        expected_valid.append(row_valid)
+    assert negatives.corrupt_tail.tolist() == tail_side
+    assert negatives.entities.tolist() == expected_entities
+    assert negatives.valid.tolist() == expected_valid
+    assert 0 < sum(map(sum, expected_valid)) < batch * k  # both outcomes occur
+
+
+@pytest.mark.parametrize("corruption", ["uniform", "bernoulli"])
+def test_compiled_filter_equals_the_pytorch_form(monkeypatch, corruption):
+    if not native.available():
+        pytest.skip("no C compiler: only the PyTorch form exists here")
+    generator = torch.Generator().manual_seed(3)
+    num_entities, num_relations = 12, 3  # 432 possible triples, about 70% of them known
+    bounds = torch.tensor([num_entities, num_relations, num_entities])
+    triples = torch.randint(0, 10**6, (500, 3), generator=generator) % bounds
+    sampler = make_sampler(corruption, triples, num_entities, num_relations, 16)
+    threads = torch.get_num_threads()
+    try:
+        compiled = []
+        for count in (1, 3):  # each slot is one thread's: the same answer for any thread count
+            torch.set_num_threads(count)
+            compiled.append(sampler.sample(triples[:200], torch.Generator().manual_seed(11)))
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("DHNS_NATIVE", "0")
+    plain = sampler.sample(triples[:200], torch.Generator().manual_seed(11))
+    for negatives in compiled:
+        assert torch.equal(negatives.entities, plain.entities) and torch.equal(negatives.valid, plain.valid)
+    assert 0 < int(plain.valid.sum()) < plain.valid.numel()  # some slots stayed known after every redraw
 
 
 def test_sampling_is_repeatable_with_a_seed():

@@ -1,4 +1,4 @@
-"""CPU loops compiled from C (`distance.c`, `denoiser.c`, `noise.c`, their thread split in `parts.h`), PyTorch the fallback.
+"""CPU loops compiled from C (the `.c` files here, their thread split in `parts.h`), PyTorch the fallback.
 
 Distance scorers. TransE's and RotatE's scores are a sum over the entity width of |difference| or a complex modulus.
 PyTorch has no fused form of either. `torch.cdist(p=1)` ranks at about 2.5 G elements/s on two cores
@@ -9,6 +9,9 @@ each candidate row once and writes one number.
 The denoiser's hidden layer. Between its two matmuls the reverse chain runs scale, bias, ReLU and a
 LayerNorm over an (L, N, hidden) tensor, five passes over memory (and under bf16 autocast, casts around
 each); one C pass per row does all of it in fp32 and writes fp32 or bf16.
+
+Negatives. Filtering drawn negatives against the known triples (`negatives.c`) decides each slot in registers,
+where PyTorch runs a dozen passes over (batch, negatives) tensors per redraw round.
 
 Noise. The reverse chain's normals come from a counter-based generator (`noise.c`, Philox4x32-10 and
 Box-Muller): each value is a function of its index, so the loop is split across threads and vectorised with
@@ -40,7 +43,7 @@ Tensor = torch.Tensor
 log = logging.getLogger(__name__)
 
 FOLDER = Path(__file__).parent
-SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c")
+SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c", FOLDER / "negatives.c")
 HEADERS = (FOLDER / "parts.h", FOLDER / "bits.h")
 KINDS = {"l1": 0, "modulus": 1}
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-pthread")
@@ -56,7 +59,9 @@ SIGNATURES = {
                              _i64],
     "dhns_normal_jump": [_ptr, _ptr, _ptr, _f32, _f32, _f32, _i64, ctypes.c_uint64, ctypes.c_uint32, _i64],
     "dhns_philox": [_ptr, _ptr, _ptr, _i64],
+    "dhns_filter_negatives": [_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr] + [_i64] * 8,
 }
+RESULTS = {"dhns_gathered_distance_backward": ctypes.c_int}  # the rest return nothing
 HIDDEN_STORES = {torch.float32: 0, torch.bfloat16: 1}
 
 
@@ -89,9 +94,11 @@ def gathered_distance_backward(kind: str, queries: Tensor, table: Tensor, index:
     queries, table, index, grad = _contiguous(queries, table, index.long(), grad.float())
     grad_queries = torch.empty_like(queries) if want_queries else None
     grad_table = torch.zeros_like(table) if want_table else None
-    _library().dhns_gathered_distance_backward(
+    done = _library().dhns_gathered_distance_backward(
         KINDS[kind], _at(queries), _at(table), _at(index), _at(grad), _at(grad_queries), _at(grad_table),
         index.shape[0], index.shape[1], table.shape[1], table.shape[0], epsilon, _threads())
+    if not done:
+        raise MemoryError(f"the table gradient's grouping of {index.numel()} pairs over {table.shape[0]} rows")
     return grad_queries, grad_table
 
 
@@ -166,6 +173,21 @@ def philox(counters: Tensor, keys: Tensor) -> Tensor:
     return out.to(torch.int64) & 0xFFFFFFFF
 
 
+def filter_negatives(positives: Tensor, corrupt_tail: Tensor, draws: Tensor, bitmap: Tensor, keys: Tensor,
+                     num_entities: int, num_relations: int) -> tuple[Tensor, Tensor]:
+    """Per slot of (rounds, B, k) `draws` (int64 CPU), the first draw whose corrupted triple is not a key, else the
+    last one: ((B, k) entities, (B, k) bool valid). `bitmap` and sorted distinct `keys` are `KeySet`'s
+    (`NegativeSampler._filter` is the PyTorch form)."""
+    positives, corrupt_tail, draws, bitmap, keys = _contiguous(positives, corrupt_tail, draws, bitmap, keys)
+    rounds, batch, negatives = draws.shape
+    entities = torch.empty(batch, negatives, dtype=torch.int64)
+    valid = torch.empty(batch, negatives, dtype=torch.bool)
+    _library().dhns_filter_negatives(_at(positives), _at(corrupt_tail), _at(draws), _at(bitmap), _at(keys),
+                                     _at(entities), _at(valid), bitmap.numel(), keys.numel(), batch, negatives,
+                                     rounds, num_entities, num_relations, _threads())
+    return entities, valid
+
+
 def _contiguous(*tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(t.detach().contiguous() for t in tensors)
 
@@ -214,7 +236,7 @@ def _load(path: Path) -> ctypes.CDLL:
     library = ctypes.CDLL(str(path))
     for name, argtypes in SIGNATURES.items():
         function = getattr(library, name)
-        function.argtypes, function.restype = argtypes, None
+        function.argtypes, function.restype = argtypes, RESULTS.get(name)
     return library
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dhns import native
+
 Tensor = torch.Tensor
 
 
@@ -106,13 +108,24 @@ class NegativeSampler:
         probability = self.corrupt_tail_probability(positives[:, 1])
         corrupt_tail = torch.rand(batch, device=device, generator=generator) < probability
         shape = (batch, self.num_negatives)
-        entities = torch.randint(self.num_entities, shape, device=device, generator=generator)
+        # every round drawn up front (a fixed count: no host sync to ask whether any are left)
+        draws = torch.stack([torch.randint(self.num_entities, shape, device=device, generator=generator)
+                             for _ in range(1 + self.redraws)])
+        if draws.device.type == "cpu" and native.available():
+            entities, valid = native.filter_negatives(positives, corrupt_tail, draws, self.known.bitmap,
+                                                      self.known.keys, self.num_entities, self.num_relations)
+        else:
+            entities, valid = self._filter(positives, corrupt_tail, draws)
+        return Negatives(entities=entities, corrupt_tail=corrupt_tail, valid=valid)
+
+    def _filter(self, positives: Tensor, corrupt_tail: Tensor, draws: Tensor) -> tuple[Tensor, Tensor]:
+        """Per slot, the first draw that forms no known triple, else the last draw, masked out."""
+        entities = draws[0]
         valid = ~self._is_known(positives, entities, corrupt_tail)
-        for _ in range(self.redraws):  # fixed count: no host sync to ask whether any are left
-            redraw = torch.randint(self.num_entities, shape, device=device, generator=generator)
+        for redraw in draws[1:]:
             entities = torch.where(valid, entities, redraw)
             valid = ~self._is_known(positives, entities, corrupt_tail)
-        return Negatives(entities=entities, corrupt_tail=corrupt_tail, valid=valid)
+        return entities, valid
 
     def refresh(self, model: torch.nn.Module, positives: Tensor, generator: torch.Generator | None = None) -> None:
         """After each optimiser step: a sampler that follows the model (`dhns.sampling.cache`) updates its state."""
