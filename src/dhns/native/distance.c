@@ -73,6 +73,7 @@ typedef struct {
     float *out;              /* forward: (B, k) distances; backward: (B, w) or (U, w) gradient */
     const int64_t *starts;   /* table gradient: (U + 1,) where each id's pairs begin in `order` */
     const int64_t *order;    /* (B k,) pair positions grouped by id, ascending within an id */
+    const int64_t *query_of; /* (B k,) the query row of each pair in `order` */
     float *sums;             /* one row buffer per part, SUM_STRIDE(w) floats apart */
     int64_t batch, negatives, width, rows;
     float epsilon;
@@ -118,28 +119,38 @@ static void gathered_table_gradient_part(const void *context, int64_t part, int6
         float *row = job->out + id * width;
         memcpy(sum, row, (size_t)width * sizeof(float));
         for (int64_t p = job->starts[id]; p < job->starts[id + 1]; ++p) {
-            const int64_t at = job->order[p];
-            add_difference_gradient(job->kind, job->queries + (at / job->negatives) * width, job->table + id * width,
-                                    width, job->epsilon, job->grad[at], sum);
+            add_difference_gradient(job->kind, job->queries + job->query_of[p] * width, job->table + id * width,
+                                    width, job->epsilon, job->grad[job->order[p]], sum);
         }
         memcpy(row, sum, (size_t)width * sizeof(float));
     }
 }
 
-/* a stable counting sort of the pairs by id: starts (rows + 1) and order (pairs), or 0 when out of memory */
-static int group_pairs_by_id(const int64_t *index, int64_t pairs, int64_t rows, int64_t **starts, int64_t **order) {
+/* a stable counting sort of the pairs by id: starts (rows + 1), order and query_of (pairs each); 0 when out of
+ * memory */
+static int group_pairs_by_id(const int64_t *index, int64_t batch, int64_t negatives, int64_t rows, int64_t **starts,
+                             int64_t **order, int64_t **query_of) {
+    const size_t pairs = (size_t)(batch * negatives > 0 ? batch * negatives : 1);
     *starts = (int64_t *)calloc((size_t)rows + 1, sizeof(int64_t));
     int64_t *next = (int64_t *)malloc(((size_t)rows + 1) * sizeof(int64_t));
-    *order = (int64_t *)malloc((size_t)(pairs > 0 ? pairs : 1) * sizeof(int64_t));
-    const int ok = *starts && next && *order;
+    *order = (int64_t *)malloc(pairs * sizeof(int64_t));
+    *query_of = (int64_t *)malloc(pairs * sizeof(int64_t));
+    const int ok = *starts && next && *order && *query_of;
     if (ok) {
-        for (int64_t at = 0; at < pairs; ++at) ++(*starts)[index[at] + 1];
+        for (int64_t at = 0; at < batch * negatives; ++at) ++(*starts)[index[at] + 1];
         for (int64_t id = 0; id < rows; ++id) (*starts)[id + 1] += (*starts)[id];
         memcpy(next, *starts, ((size_t)rows + 1) * sizeof(int64_t));
-        for (int64_t at = 0; at < pairs; ++at) (*order)[next[index[at]]++] = at;
+        for (int64_t b = 0, at = 0; b < batch; ++b) {
+            for (int64_t j = 0; j < negatives; ++j, ++at) {
+                const int64_t slot = next[index[at]]++;
+                (*order)[slot] = at;
+                (*query_of)[slot] = b;
+            }
+        }
     } else {
         free(*starts);
         free(*order);
+        free(*query_of);
     }
     free(next);
     return ok;
@@ -148,7 +159,7 @@ static int group_pairs_by_id(const int64_t *index, int64_t pairs, int64_t rows, 
 void dhns_gathered_distance(int kind, const float *queries, const float *table, const int64_t *index,
                             float *distances, int64_t batch, int64_t negatives, int64_t width, float epsilon,
                             int64_t threads) {
-    gathered_job job = {kind, queries, table, index, 0, distances, 0, 0, 0, batch, negatives, width, 0, epsilon};
+    gathered_job job = {kind, queries, table, index, 0, distances, 0, 0, 0, 0, batch, negatives, width, 0, epsilon};
     run_parts(gathered_forward_part, &job, threads);
 }
 
@@ -158,23 +169,24 @@ int dhns_gathered_distance_backward(int kind, const float *queries, const float 
                                     const float *grad, float *grad_queries, float *grad_table, int64_t batch,
                                     int64_t negatives, int64_t width, int64_t rows, float epsilon, int64_t threads) {
     if (grad_queries) {
-        gathered_job job = {kind, queries, table, index, grad, grad_queries, 0, 0, 0, batch, negatives, width, rows,
-                            epsilon};
+        gathered_job job = {kind, queries, table, index, grad, grad_queries, 0, 0, 0, 0, batch, negatives, width,
+                            rows, epsilon};
         run_parts(gathered_query_gradient_part, &job, threads);
     }
     if (grad_table) {
         const int64_t parts = threads < 1 ? 1 : threads > MAX_PARTS ? MAX_PARTS : threads;
         float *sums = (float *)aligned_alloc(64, (size_t)(parts * SUM_STRIDE(width) + 16) * sizeof(float));
-        int64_t *starts, *order;
-        if (!sums || !group_pairs_by_id(index, batch * negatives, rows, &starts, &order)) {
+        int64_t *starts, *order, *query_of;
+        if (!sums || !group_pairs_by_id(index, batch, negatives, rows, &starts, &order, &query_of)) {
             free(sums);
             return 0;
         }
-        gathered_job job = {kind, queries, table, index, grad, grad_table, starts, order, sums, batch, negatives,
-                            width, rows, epsilon};
+        gathered_job job = {kind, queries, table, index, grad, grad_table, starts, order, query_of, sums, batch,
+                            negatives, width, rows, epsilon};
         run_parts(gathered_table_gradient_part, &job, parts);
         free(starts);
         free(order);
+        free(query_of);
         free(sums);
     }
     return 1;
