@@ -10,6 +10,7 @@ from torch import nn
 
 from configs import model_config, pretrain_config
 from dhns.training.objective import objective_for
+from dhns import native
 from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
@@ -174,7 +175,12 @@ def test_clipping_sparse_gradients_equals_clipping_their_dense_form():
         torch.testing.assert_close(sparse_other.grad, dense_other.grad)
 
 
-def test_row_adagrad_moves_only_touched_rows_by_its_rule_by_hand():
+@pytest.mark.parametrize("form", ["compiled", "pytorch"])
+def test_row_adagrad_moves_only_touched_rows_by_its_rule_by_hand(form, monkeypatch):
+    if form == "pytorch":
+        monkeypatch.setenv("DHNS_NATIVE", "0")
+    elif not native.available():
+        pytest.skip("no C compiler: only the PyTorch form exists here")
     # one accumulator per row: s_r += mean_j g_rj^2, row r -= lr g_r / (sqrt(s_r) + eps)
     table = nn.Embedding(3, 2, sparse=True)
     with torch.no_grad():
@@ -198,6 +204,40 @@ def test_row_adagrad_moves_only_touched_rows_by_its_rule_by_hand():
     assert weight[1].tolist() == [3.0, 4.0]  # never touched
     assert optimizer.state[table.weight]["sum"].tolist() == pytest.approx([s2, 0.0, 0.15625])
     assert bias.item() == pytest.approx(0.5 - 2 * 0.01, rel=1e-5)  # Adam's first steps move by lr each
+
+
+def test_compiled_row_adagrad_takes_the_pytorch_forms_steps(monkeypatch):
+    """Many rows of a wide table, a few steps: the one-pass update against the three-temporary PyTorch form (the
+    mean square is summed in another order, so equal to rounding), for 1 and 3 threads (bitwise alike)."""
+    if not native.available():
+        pytest.skip("no C compiler: only the PyTorch form exists here")
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(500, 48, generator=generator)
+    steps = [(torch.randint(500, (300,), generator=generator), torch.randn(300, 48, generator=generator))
+             for _ in range(3)]
+
+    def train(native_on: str, threads: int) -> tuple[torch.Tensor, torch.Tensor]:
+        monkeypatch.setenv("DHNS_NATIVE", native_on)
+        table = nn.Embedding(500, 48, sparse=True)
+        with torch.no_grad():
+            table.weight.copy_(start)
+        optimizer = RowAdagrad([table.weight], [], lr=0.1, dense_lr=0.01)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for ids, coefficients in steps:
+                optimizer.zero_grad()
+                (table(ids) * coefficients).sum().backward()
+                optimizer.step()
+        finally:
+            torch.set_num_threads(before)
+        return table.weight.detach(), optimizer.state[table.weight]["sum"]
+
+    compiled_one, compiled_three, plain = train("1", 1), train("1", 3), train("0", 1)
+    assert all(torch.equal(a, b) for a, b in zip(compiled_one, compiled_three))
+    torch.testing.assert_close(compiled_one[0], plain[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(compiled_one[1], plain[1], rtol=1e-6, atol=0.0)
+    assert not torch.equal(compiled_one[0], start)
 
 
 def test_row_adagrad_is_chosen_by_params_and_learns_a_functional_graph():

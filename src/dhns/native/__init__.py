@@ -13,6 +13,9 @@ each); one C pass per row does all of it in fp32 and writes fp32 or bf16.
 Negatives. Filtering drawn negatives against the known triples (`negatives.c`) decides each slot in registers,
 where PyTorch runs a dozen passes over (batch, negatives) tensors per redraw round.
 
+Sparse optimizers. Row-wise Adagrad's update of the rows a batch touched (`rows.c`) reads each gradient row once
+and moves its table row in the same pass, where PyTorch builds three (rows, width) temporaries.
+
 Noise. The reverse chain's normals come from a counter-based generator (`noise.c`, Philox4x32-10 and
 Box-Muller): each value is a function of its index, so the loop is split across threads and vectorised with
 the same result for any thread count (`dhns.diffusion.noise` holds the PyTorch form of the same numbers).
@@ -43,7 +46,7 @@ Tensor = torch.Tensor
 log = logging.getLogger(__name__)
 
 FOLDER = Path(__file__).parent
-SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c", FOLDER / "negatives.c")
+SOURCES = (FOLDER / "distance.c", FOLDER / "denoiser.c", FOLDER / "noise.c", FOLDER / "negatives.c", FOLDER / "rows.c")
 HEADERS = (FOLDER / "parts.h", FOLDER / "bits.h")
 KINDS = {"l1": 0, "modulus": 1}
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-pthread")
@@ -60,6 +63,7 @@ SIGNATURES = {
     "dhns_normal_jump": [_ptr, _ptr, _ptr, _f32, _f32, _f32, _i64, ctypes.c_uint64, ctypes.c_uint32, _i64],
     "dhns_philox": [_ptr, _ptr, _ptr, _i64],
     "dhns_filter_negatives": [_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr] + [_i64] * 8,
+    "dhns_row_adagrad": [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _f32, _f32, _i64],
 }
 RESULTS = {"dhns_gathered_distance_backward": ctypes.c_int}  # the rest return nothing
 HIDDEN_STORES = {torch.float32: 0, torch.bfloat16: 1}
@@ -93,7 +97,7 @@ def gathered_distance_backward(kind: str, queries: Tensor, table: Tensor, index:
     """The gradients of sum(grad * gathered_distance) with respect to the queries and the table."""
     queries, table, index, grad = _contiguous(queries, table, index.long(), grad.float())
     grad_queries = torch.empty_like(queries) if want_queries else None
-    grad_table = torch.zeros_like(table) if want_table else None
+    grad_table = torch.empty_like(table) if want_table else None  # every row written, untouched ones as zeros
     done = _library().dhns_gathered_distance_backward(
         KINDS[kind], _at(queries), _at(table), _at(index), _at(grad), _at(grad_queries), _at(grad_table),
         index.shape[0], index.shape[1], table.shape[1], table.shape[0], epsilon, _threads())
@@ -186,6 +190,16 @@ def filter_negatives(positives: Tensor, corrupt_tail: Tensor, draws: Tensor, bit
                                      _at(entities), _at(valid), bitmap.numel(), keys.numel(), batch, negatives,
                                      rounds, num_entities, num_relations, _threads())
     return entities, valid
+
+
+def row_adagrad_(table: Tensor, sums: Tensor, rows: Tensor, values: Tensor, lr: float, eps: float) -> None:
+    """In place on contiguous fp32 CPU `table` (N, w) and `sums` (N,): `RowAdagrad`'s update of the distinct `rows`
+    (U,) given their summed gradients `values` (U, w), in one pass (`RowAdagrad.update_rows` is the PyTorch form)."""
+    if not (table.is_contiguous() and sums.is_contiguous()):
+        raise ValueError("row_adagrad_ updates the table and its accumulators in place: both must be contiguous")
+    rows, values = _contiguous(rows.long(), values)
+    _library().dhns_row_adagrad(_at(table), _at(sums), _at(rows), _at(values), rows.numel(), table.shape[1], lr, eps,
+                                _threads())
 
 
 def _contiguous(*tensors: Tensor) -> tuple[Tensor, ...]:

@@ -106,8 +106,8 @@ static void gathered_query_gradient_part(const void *context, int64_t part, int6
     }
 }
 
-/* grad_table[id] += grad[b, j] d distance / d difference for every (b, j) with index[b, j] = id, in ascending
- * (b, j) order. This part owns the ids in its range; each id's row is added up in a buffer that stays in L1 and
+/* grad_table[id] = 0 + grad[b, j] d distance / d difference for every (b, j) with index[b, j] = id, in ascending
+ * (b, j) order; rows no pair picked are written as zeros (no separate zeroing pass over the table). This part owns the ids in its range; each id's row is added up in a buffer that stays in L1 and
  * written once, so a row is read and written once per step, not once per pair (and for distances recomputed from
  * the rows, the table row is read once too). */
 static void gathered_table_gradient_part(const void *context, int64_t part, int64_t parts) {
@@ -115,9 +115,12 @@ static void gathered_table_gradient_part(const void *context, int64_t part, int6
     const int64_t width = job->width;
     float *sum = job->sums + part * SUM_STRIDE(width);
     for (int64_t id = split(job->rows, part, parts); id < split(job->rows, part + 1, parts); ++id) {
-        if (job->starts[id] == job->starts[id + 1]) continue;
         float *row = job->out + id * width;
-        memcpy(sum, row, (size_t)width * sizeof(float));
+        if (job->starts[id] == job->starts[id + 1]) {
+            memset(row, 0, (size_t)width * sizeof(float));
+            continue;
+        }
+        for (int64_t i = 0; i < width; ++i) sum[i] = 0.0f;
         for (int64_t p = job->starts[id]; p < job->starts[id + 1]; ++p) {
             add_difference_gradient(job->kind, job->queries + job->query_of[p] * width, job->table + id * width,
                                     width, job->epsilon, job->grad[job->order[p]], sum);
@@ -163,7 +166,7 @@ void dhns_gathered_distance(int kind, const float *queries, const float *table, 
     run_parts(gathered_forward_part, &job, threads);
 }
 
-/* grad_queries (B, w), written; grad_table (U, w), accumulated into (pass zeros); either may be null. Returns 0
+/* grad_queries (B, w) and grad_table (U, w), each written whole; either may be null. Returns 0
  * when the table gradient's grouping could not be allocated (nothing of grad_table written), else 1. */
 int dhns_gathered_distance_backward(int kind, const float *queries, const float *table, const int64_t *index,
                                     const float *grad, float *grad_queries, float *grad_table, int64_t batch,
