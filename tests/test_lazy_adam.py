@@ -15,7 +15,7 @@ from dhns.evaluation import build_filter_index, evaluate_link_prediction
 from dhns.models.kgc import KGCModel
 from dhns.sampling import make_sampler
 from dhns.training.kgc import kgc_optimizer, train_kgc, train_step
-from dhns.training.step import LazyAdam, RowAdagrad, clip_gradients
+from dhns.training.step import LazyAdam, RowAdagrad, clip_gradients, summed_rows
 from test_training import functional_graph
 
 
@@ -238,6 +238,18 @@ def test_compiled_row_adagrad_takes_the_pytorch_forms_steps(monkeypatch):
     torch.testing.assert_close(compiled_one[0], plain[0], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(compiled_one[1], plain[1], rtol=1e-6, atol=0.0)
     assert not torch.equal(compiled_one[0], start)
+
+
+@pytest.mark.parametrize("ids, rows, sums", [
+    ([1, 3, 4], [1, 3, 4], [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),  # distinct and sorted: used as they are
+    ([3, 1, 3], [1, 3], [[3.0, 4.0], [6.0, 8.0]]),  # repeated and unsorted: summed per row
+    ([4, 1, 3], [1, 3, 4], [[3.0, 4.0], [5.0, 6.0], [1.0, 2.0]]),
+])
+def test_summed_rows_of_a_sparse_lookup_gradient(ids, rows, sums):
+    table = nn.Embedding(5, 2, sparse=True)
+    (table(torch.tensor(ids)) * torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
+    got_rows, got_sums = summed_rows(table.weight.grad)
+    assert got_rows.tolist() == rows and got_sums.tolist() == sums
 
 
 def test_row_adagrad_is_chosen_by_params_and_learns_a_functional_graph():
