@@ -100,11 +100,12 @@ class HierarchicalGenerator(nn.Module):
         """Hierarchical negatives: result[level][side][k] is (B, w), the state with k denoising steps left.
 
         Every level's head and tail chains run as one (L, 2B, w) chain: independent chains, one batched
-        denoiser call per step. Random numbers, all from `generator`: the start x_T as one (L, 2B, w) draw,
-        then one (L, 2B, w) draw per step, each ordered level by level (in `levels` order), head rows
-        before tail rows. A fixed seed gives fixed negatives; with one level the stream is the one the
-        earlier per-level loop drew, with several it differs (same distribution). `chain` is the full DDPM
-        chain or a strided one (fewer calls, and with eta = 0 no draws after x_T).
+        denoiser call per step. Random numbers: the chain takes one 64-bit key from `generator`, then its
+        normals are counter-based (`dhns.diffusion.noise.ChainNoise`): the start x_T is draw 0 and each step's
+        noise the next draw, each (L, 2B, w) ordered level by level (in `levels` order), head rows before tail
+        rows. A fixed seed gives fixed negatives, and each call advances `generator` by one key, so successive
+        chains differ. `chain` is the full DDPM chain or a strided one (fewer calls, and with eta = 0 no draws
+        after x_T).
         """
         heads, tails = level_views(model, triples[:, 0]), level_views(model, triples[:, 2])
         batch = triples.shape[0]
