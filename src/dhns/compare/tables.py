@@ -361,7 +361,7 @@ def benchmark_lines(cells: Sequence[Mapping], datasets: Sequence[str]) -> list[s
         published = [f"{LATER_PUBLISHED[name][dataset]:.2f}" if dataset in LATER_PUBLISHED[name] else "-"
                      for name in LATER_PUBLISHED]
         lines.append("| " + " | ".join([dataset, *published,
-                                        f"{scorer} + {arm}, {protocol.title} ({len(runs)} seeds)",
+                                        f"{scorer} + {arm}, {protocol.title} ({len(runs)} seed{'' if len(runs) == 1 else 's'})",
                                         f"{format_mean_std(optimistic, 2)} / {format_mean_std(realistic, 2)}"]) + " |")
     return lines if len(lines) > 2 else []
 
