@@ -130,6 +130,21 @@ def test_compiled_table_gradient_adds_each_rows_terms_in_candidate_order(name, b
 
 
 @pytest.mark.parametrize("name", DISTANCE_SCORERS)
+def test_a_candidate_id_outside_the_table_is_an_index_error(name):
+    """The compiled loops read and write rows by id: an id past the table must fail as PyTorch's gather does."""
+    interaction = make_interaction(name, 4, MARGIN)
+    queries, table, index = tiny_case(name, rows=5)
+    index[3, 2] = 5
+    q, t = leaves(queries, table)
+    with pytest.raises(IndexError):
+        interaction.compare_gathered(q, t, index).sum().backward()
+    if native.available():
+        grad = torch.ones(index.shape)
+        with pytest.raises(IndexError, match="outside the table's 5 rows"):
+            native.gathered_distance_backward(interaction.native_kind, queries, table, index, grad, 0.0, False, True)
+
+
+@pytest.mark.parametrize("name", DISTANCE_SCORERS)
 def test_gradcheck_in_float64(name):
     interaction = make_interaction(name, 4, MARGIN)
     queries, table, index = tiny_case(name, torch.float64, batch=5, negatives=3, rows=4)

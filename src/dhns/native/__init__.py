@@ -53,7 +53,7 @@ BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp-simd", "-fno-math-errno", "-f
 TUNED_FLAGS = ("-march=native",)
 _i64, _f32, _ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 SIGNATURES = {
-    "dhns_gathered_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
+    "dhns_gathered_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _f32, _i64],
     "dhns_gathered_distance_backward": [ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64,
                                         _f32, _i64],
     "dhns_all_distance": [ctypes.c_int, _ptr, _ptr, _ptr, _i64, _i64, _i64, _f32, _i64],
@@ -65,7 +65,7 @@ SIGNATURES = {
     "dhns_filter_negatives": [_ptr, _ptr, _ptr, _ptr, _ptr, _ptr, _ptr] + [_i64] * 8,
     "dhns_row_adagrad": [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _f32, _f32, _i64],
 }
-RESULTS = {"dhns_gathered_distance_backward": ctypes.c_int}  # the rest return nothing
+RESULTS = {"dhns_gathered_distance": ctypes.c_int, "dhns_gathered_distance_backward": ctypes.c_int}  # others: none
 HIDDEN_STORES = {torch.float32: 0, torch.bfloat16: 1}
 
 
@@ -87,8 +87,11 @@ def gathered_distance(kind: str, queries: Tensor, table: Tensor, index: Tensor, 
     """(B, k) distance(queries[b], table[index[b, j]]) without gathering anything."""
     queries, table, index = _contiguous(queries, table, index.long())
     distances = queries.new_empty(index.shape)
-    _library().dhns_gathered_distance(KINDS[kind], _at(queries), _at(table), _at(index), _at(distances),
-                                      index.shape[0], index.shape[1], table.shape[1], epsilon, _threads())
+    done = _library().dhns_gathered_distance(KINDS[kind], _at(queries), _at(table), _at(index), _at(distances),
+                                             index.shape[0], index.shape[1], table.shape[1], table.shape[0], epsilon,
+                                             _threads())
+    if done != 1:
+        raise IndexError(f"gathered distance: a candidate id is outside the table's {table.shape[0]} rows")
     return distances
 
 
@@ -101,7 +104,9 @@ def gathered_distance_backward(kind: str, queries: Tensor, table: Tensor, index:
     done = _library().dhns_gathered_distance_backward(
         KINDS[kind], _at(queries), _at(table), _at(index), _at(grad), _at(grad_queries), _at(grad_table),
         index.shape[0], index.shape[1], table.shape[1], table.shape[0], epsilon, _threads())
-    if not done:
+    if done == -1:
+        raise IndexError(f"gathered distance: a candidate id is outside the table's {table.shape[0]} rows")
+    if done == 0:
         raise MemoryError(f"the table gradient's grouping of {index.numel()} pairs over {table.shape[0]} rows")
     return grad_queries, grad_table
 
@@ -182,7 +187,8 @@ def filter_negatives(positives: Tensor, corrupt_tail: Tensor, draws: Tensor, bit
     """Per slot of (rounds, B, k) `draws` (int64 CPU), the first draw whose corrupted triple is not a key, else the
     last one: ((B, k) entities, (B, k) bool valid). `bitmap` and sorted distinct `keys` are `KeySet`'s
     (`NegativeSampler._filter` is the PyTorch form)."""
-    positives, corrupt_tail, draws, bitmap, keys = _contiguous(positives, corrupt_tail, draws, bitmap, keys)
+    positives, corrupt_tail, draws, bitmap, keys = _contiguous(positives.long(), corrupt_tail.bool(), draws.long(),
+                                                               bitmap.bool(), keys.long())
     rounds, batch, negatives = draws.shape
     entities = torch.empty(batch, negatives, dtype=torch.int64)
     valid = torch.empty(batch, negatives, dtype=torch.bool)

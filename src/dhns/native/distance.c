@@ -107,9 +107,9 @@ static void gathered_query_gradient_part(const void *context, int64_t part, int6
 }
 
 /* grad_table[id] = 0 + grad[b, j] d distance / d difference for every (b, j) with index[b, j] = id, in ascending
- * (b, j) order; rows no pair picked are written as zeros (no separate zeroing pass over the table). This part owns the ids in its range; each id's row is added up in a buffer that stays in L1 and
- * written once, so a row is read and written once per step, not once per pair (and for distances recomputed from
- * the rows, the table row is read once too). */
+ * (b, j) order; rows no pair picked are written as zeros (no separate zeroing pass over the table). This part owns
+ * the ids in its range; each id's row is added up in a buffer that stays in L1 and written once, and the entity
+ * row is read once, however many pairs picked it. */
 static void gathered_table_gradient_part(const void *context, int64_t part, int64_t parts) {
     const gathered_job *job = (const gathered_job *)context;
     const int64_t width = job->width;
@@ -130,7 +130,7 @@ static void gathered_table_gradient_part(const void *context, int64_t part, int6
 }
 
 /* a stable counting sort of the pairs by id: starts (rows + 1), order and query_of (pairs each); 0 when out of
- * memory */
+ * memory, -1 when an id is outside [0, rows) (nothing allocated is kept either way) */
 static int group_pairs_by_id(const int64_t *index, int64_t batch, int64_t negatives, int64_t rows, int64_t **starts,
                              int64_t **order, int64_t **query_of) {
     const size_t pairs = (size_t)(batch * negatives > 0 ? batch * negatives : 1);
@@ -138,9 +138,12 @@ static int group_pairs_by_id(const int64_t *index, int64_t batch, int64_t negati
     int64_t *next = (int64_t *)malloc(((size_t)rows + 1) * sizeof(int64_t));
     *order = (int64_t *)malloc(pairs * sizeof(int64_t));
     *query_of = (int64_t *)malloc(pairs * sizeof(int64_t));
-    const int ok = *starts && next && *order && *query_of;
-    if (ok) {
-        for (int64_t at = 0; at < batch * negatives; ++at) ++(*starts)[index[at] + 1];
+    int ok = *starts && next && *order && *query_of;
+    for (int64_t at = 0; ok == 1 && at < batch * negatives; ++at) {
+        if (index[at] < 0 || index[at] >= rows) ok = -1;
+        else ++(*starts)[index[at] + 1];
+    }
+    if (ok == 1) {
         for (int64_t id = 0; id < rows; ++id) (*starts)[id + 1] += (*starts)[id];
         memcpy(next, *starts, ((size_t)rows + 1) * sizeof(int64_t));
         for (int64_t b = 0, at = 0; b < batch; ++b) {
@@ -159,15 +162,19 @@ static int group_pairs_by_id(const int64_t *index, int64_t batch, int64_t negati
     return ok;
 }
 
-void dhns_gathered_distance(int kind, const float *queries, const float *table, const int64_t *index,
-                            float *distances, int64_t batch, int64_t negatives, int64_t width, float epsilon,
-                            int64_t threads) {
-    gathered_job job = {kind, queries, table, index, 0, distances, 0, 0, 0, 0, batch, negatives, width, 0, epsilon};
+/* distances (B, k); returns 1, or -1 (nothing computed) when an id is outside [0, rows) */
+int dhns_gathered_distance(int kind, const float *queries, const float *table, const int64_t *index,
+                           float *distances, int64_t batch, int64_t negatives, int64_t width, int64_t rows,
+                           float epsilon, int64_t threads) {
+    for (int64_t at = 0; at < batch * negatives; ++at)
+        if (index[at] < 0 || index[at] >= rows) return -1;
+    gathered_job job = {kind, queries, table, index, 0, distances, 0, 0, 0, 0, batch, negatives, width, rows, epsilon};
     run_parts(gathered_forward_part, &job, threads);
+    return 1;
 }
 
-/* grad_queries (B, w) and grad_table (U, w), each written whole; either may be null. Returns 0
- * when the table gradient's grouping could not be allocated (nothing of grad_table written), else 1. */
+/* grad_queries (B, w) and grad_table (U, w), each written whole; either may be null. Returns 1, or for the table
+ * gradient (nothing of it written) 0 when its grouping could not be allocated, -1 when an id is out of range. */
 int dhns_gathered_distance_backward(int kind, const float *queries, const float *table, const int64_t *index,
                                     const float *grad, float *grad_queries, float *grad_table, int64_t batch,
                                     int64_t negatives, int64_t width, int64_t rows, float epsilon, int64_t threads) {
@@ -180,9 +187,10 @@ int dhns_gathered_distance_backward(int kind, const float *queries, const float 
         const int64_t parts = threads < 1 ? 1 : threads > MAX_PARTS ? MAX_PARTS : threads;
         float *sums = (float *)aligned_alloc(64, (size_t)(parts * SUM_STRIDE(width) + 16) * sizeof(float));
         int64_t *starts, *order, *query_of;
-        if (!sums || !group_pairs_by_id(index, batch, negatives, rows, &starts, &order, &query_of)) {
+        const int grouped = sums ? group_pairs_by_id(index, batch, negatives, rows, &starts, &order, &query_of) : 0;
+        if (grouped != 1) {
             free(sums);
-            return 0;
+            return grouped;
         }
         gathered_job job = {kind, queries, table, index, grad, grad_table, starts, order, query_of, sums, batch,
                             negatives, width, rows, epsilon};
