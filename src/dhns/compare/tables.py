@@ -489,10 +489,11 @@ def readme_blocks(cells: Sequence[Mapping], datasets: Sequence[str], scorers: Se
     for protocol in PROTOCOLS:
         groups = group_cells(protocol.arm_names(cells))
         blocks[block_name(protocol, "summary")] = summary_table(groups, listed, protocol.grid_arms)
-        for dataset, scorer in listed:
-            if groups.get((dataset, scorer)):
-                blocks[cell_block_name(dataset, scorer, protocol)] = cell_tables(groups[(dataset, scorer)], seeds,
-                                                                                 protocol.grid_arms)
+        for dataset, scorer in listed:  # a page's block for a cell with no cells (yet, or any more) says so
+            blocks[cell_block_name(dataset, scorer, protocol)] = (
+                cell_tables(groups[(dataset, scorer)], seeds, protocol.grid_arms) if groups.get((dataset, scorer))
+                else [f"No {protocol.title} cell of {dataset} {scorer} at the current settings yet (cells of earlier "
+                      "settings: the results page's last section)."])
     blocks["protocols"] = protocol_table(cells, listed)
     rows = [f"| {dataset} " + row for dataset in dict.fromkeys(d for d, _ in listed)
             for row in published_rows(cells, dataset)]
